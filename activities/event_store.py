@@ -1,0 +1,190 @@
+"""Activities over the Postgres event store: load an account from its log, append events.
+
+Each activity call is one transaction. ``append_events`` writes a whole batch of events and the
+updated ``accounts`` row in a single SQL statement, guarded by the expected version, so:
+
+- a retry after the commit succeeded (the acknowledgement was lost) finds its own event ids
+  already stored and returns the same result without writing anything;
+- a writer with a stale version gets a non-retryable ``VersionConflict`` and must reload;
+- a command id older than the workflow's memory is caught by UNIQUE(account_id, command_id)
+  and reported back, so the workflow can decide the batch again without it.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from psycopg import errors
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field, TypeAdapter
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.model import AccountState, AccountStatus, Event, evolve
+
+VERSION_CONFLICT = "VersionConflict"
+CORRUPT_LOG = "CorruptEventLog"
+
+_EVENT = TypeAdapter(Event)
+
+
+class NewEvent(BaseModel):
+    """An event the workflow decided, with the id that makes its append idempotent."""
+
+    event_id: UUID
+    event: Event
+
+
+class AppendEvents(BaseModel):
+    """Append ``events`` after ``expected_version`` and project the result into ``accounts``."""
+
+    account_id: str
+    expected_version: int = Field(ge=0)
+    events: list[NewEvent] = Field(min_length=1)
+    balance: int
+    status: AccountStatus
+    currency: str
+    overdraft_limit: int
+
+
+class AppendResult(BaseModel):
+    """``appended`` is False only when some command ids were already in the log; they are listed
+    in ``already_recorded`` (command id -> version) and nothing was written."""
+
+    appended: bool
+    version: int
+    already_recorded: dict[str, int] = Field(default_factory=dict)
+
+
+class LoadAccount(BaseModel):
+    account_id: str
+
+
+_APPEND_TO_EXISTING = """
+WITH account AS (
+    UPDATE accounts
+       SET balance = %(balance)s, version = %(version)s, status = %(status)s, updated_at = now()
+     WHERE account_id = %(account_id)s AND version = %(expected_version)s
+    RETURNING account_id)
+INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id)
+SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id
+  FROM account, unnest(%(event_ids)s::uuid[], %(versions)s::bigint[], %(types)s::text[],
+                       %(payloads)s::jsonb[], %(command_ids)s::text[])
+       AS e(event_id, version, event_type, payload, command_id)
+"""
+
+_APPEND_TO_NEW = """
+WITH account AS (
+    INSERT INTO accounts (account_id, currency, balance, version, status, overdraft_limit)
+    VALUES (%(account_id)s, %(currency)s, %(balance)s, %(version)s, %(status)s, %(overdraft_limit)s)
+    ON CONFLICT (account_id) DO NOTHING
+    RETURNING account_id)
+INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id)
+SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id
+  FROM account, unnest(%(event_ids)s::uuid[], %(versions)s::bigint[], %(types)s::text[],
+                       %(payloads)s::jsonb[], %(command_ids)s::text[])
+       AS e(event_id, version, event_type, payload, command_id)
+"""
+
+
+def event_payload(event: Event) -> str:
+    """The JSON stored in ``account_events.payload``: the event without its type and command id,
+    which have columns of their own."""
+    return json.dumps(event.model_dump(mode="json", exclude={"type", "command_id"}))
+
+
+def event_from_row(event_type: str, payload: dict, command_id: str | None) -> Event:
+    return _EVENT.validate_python({**payload, "type": event_type, "command_id": command_id})
+
+
+class EventStore:
+    """The event-store activities, bound to one connection pool."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @activity.defn(name="load_account")
+    async def load_account(self, request: LoadAccount) -> AccountState:
+        """Rebuild an account's state by folding its whole event log (empty state if none)."""
+        state = AccountState(account_id=request.account_id)
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT version, event_type, payload, command_id FROM account_events"
+                " WHERE account_id = %s ORDER BY version",
+                (request.account_id,),
+            )
+            async for version, event_type, payload, command_id in cursor:
+                if version != state.version + 1:
+                    raise ApplicationError(
+                        f"account {request.account_id}: version {version} follows {state.version}",
+                        type=CORRUPT_LOG,
+                    )
+                state = evolve(state, event_from_row(event_type, payload, command_id))
+        return state
+
+    @activity.defn(name="append_events")
+    async def append_events(self, request: AppendEvents) -> AppendResult:
+        """Append a batch of events and update the account row, in one transaction."""
+        version = request.expected_version + len(request.events)
+        params = {
+            "account_id": request.account_id,
+            "expected_version": request.expected_version,
+            "version": version,
+            "balance": request.balance,
+            "status": request.status.value,
+            "currency": request.currency,
+            "overdraft_limit": request.overdraft_limit,
+            "event_ids": [new.event_id for new in request.events],
+            "versions": list(range(request.expected_version + 1, version + 1)),
+            "types": [new.event.type for new in request.events],
+            "payloads": [event_payload(new.event) for new in request.events],
+            "command_ids": [new.event.command_id for new in request.events],
+        }
+        sql = _APPEND_TO_NEW if request.expected_version == 0 else _APPEND_TO_EXISTING
+        async with self._pool.connection() as conn:
+            try:
+                cursor = await conn.execute(sql, params)
+            except errors.UniqueViolation as error:
+                if error.diag.constraint_name != "one_event_per_command":
+                    raise
+                recorded = await self._recorded_commands(conn, request.account_id,
+                                                         params["command_ids"])
+                return AppendResult(appended=False, version=request.expected_version,
+                                    already_recorded=recorded)
+            if cursor.rowcount == len(request.events):
+                return AppendResult(appended=True, version=version)
+            # Nothing was written: either this is a retry of a batch that already committed,
+            # or another writer moved the account on.
+            cursor = await conn.execute(
+                "SELECT count(*) FROM account_events WHERE event_id = ANY(%s)",
+                (params["event_ids"],),
+            )
+            (stored,) = await cursor.fetchone()
+            if stored == len(request.events):
+                return AppendResult(appended=True, version=version)
+            cursor = await conn.execute(
+                "SELECT version FROM accounts WHERE account_id = %s", (request.account_id,)
+            )
+            row = await cursor.fetchone()
+        raise ApplicationError(
+            f"account {request.account_id}: expected version {request.expected_version},"
+            f" found {row[0] if row else 'no account'}",
+            {"expected_version": request.expected_version, "actual_version": row and row[0]},
+            type=VERSION_CONFLICT,
+            non_retryable=True,
+        )
+
+    @staticmethod
+    async def _recorded_commands(conn, account_id: str, command_ids: list[str | None]) -> dict[str, int]:
+        cursor = await conn.execute(
+            "SELECT command_id, version FROM account_events"
+            " WHERE account_id = %s AND command_id = ANY(%s)",
+            (account_id, [cid for cid in command_ids if cid is not None]),
+        )
+        return {command_id: version for command_id, version in await cursor.fetchall()}
+
+    @property
+    def activities(self) -> list:
+        """Every activity of this store, for ``Worker(activities=...)``."""
+        return [self.load_account, self.append_events]

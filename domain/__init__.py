@@ -1,0 +1,1 @@
+"""The pure core of the billing service: the account model and money. No I/O lives here."""

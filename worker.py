@@ -1,0 +1,87 @@
+"""The billing worker: runs the account workflows and the event-store activities.
+
+    DATABASE_URL=postgresql://... python worker.py
+
+Applies pending migrations at start (safe when several workers start at once), then polls
+``BILLING_TASK_QUEUE`` until SIGINT or SIGTERM, when it finishes in-flight work, stops, and
+closes its connection pool. See ``config.py`` for every setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from datetime import timedelta
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.db import migrate, open_pool
+from activities.event_store import EventStore
+from config import ConfigError, Settings, connect_temporal
+from workflows.account import AccountWorkflow
+
+log = logging.getLogger("billing.worker")
+
+
+def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, **options) -> Worker:
+    """The worker for ``task_queue``, with every workflow and activity of the service."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AccountWorkflow],
+        activities=EventStore(pool).activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        **options,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    database_url = settings.require_database_url()
+    applied = await migrate(database_url)
+    log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+    pool = open_pool(database_url)
+    await pool.open(wait=True)
+    try:
+        client = await connect_temporal(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with build_worker(client, pool, settings.task_queue):
+            log.info("worker polling task queue %r on %s (namespace %s)", settings.task_queue,
+                     settings.temporal_address, settings.temporal_namespace)
+            await stop.wait()
+            log.info("stopping: finishing in-flight work")
+    finally:
+        await pool.close()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        description="Run the billing worker (account workflows and event-store activities).",
+        epilog="Settings come from DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and "
+               "BILLING_TASK_QUEUE.",
+    ).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(Settings.from_env()))
+        return 0
+    except Exception as error:  # noqa: BLE001 - a last word for the operator, then exit non-zero
+        log.error("worker failed: %s", error, exc_info=not isinstance(error, ConfigError))
+        return 1
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: the Temporal client's native runtime can abort it
+    # (temporalio/sdk-python#300).
+    os._exit(code)

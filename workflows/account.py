@@ -1,0 +1,292 @@
+"""``AccountWorkflow``: one long-running workflow per account, id ``account-<account_id>``.
+
+The story of a run: load the account from its event log (or take the snapshot handed over by
+continue-as-new), open it if the log is empty, then loop: take every command waiting in the
+inbox, decide each with the pure core, persist the resulting events in one activity call, and
+answer the updates that were waiting for them.
+
+Signal and update handlers only validate and enqueue; the main loop is the single writer of
+the state, so commands are applied strictly in the order they arrived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from itertools import count
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from activities.event_store import (
+        VERSION_CONFLICT,
+        AppendEvents,
+        AppendResult,
+        EventStore,
+        LoadAccount,
+        NewEvent,
+    )
+    from domain.model import (
+        AccountState,
+        Command,
+        CommandRejected,
+        ChargeDeclined,
+        Event,
+        RejectInput,
+        decide,
+        evolve,
+        remember_commands,
+    )
+    from workflows.messages import (
+        ADD_FUNDS,
+        CHARGE,
+        CLOSE,
+        COMMAND_REJECTED,
+        INSUFFICIENT_FUNDS,
+        INVALID_ACCOUNT,
+        INVALID_COMMAND,
+        WORKFLOW_TYPE,
+        AccountView,
+        AccountWorkflowInput,
+        CommandOutcome,
+        OpenOutcome,
+        describe_validation_error,
+        parse_command,
+    )
+
+# Unlimited attempts: a Postgres outage delays commands, it never loses them. Only a version
+# conflict is final, and the workflow answers it by reloading from the log.
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=[VERSION_CONFLICT],
+)
+STORE_TIMEOUT = timedelta(seconds=30)
+
+
+@dataclass
+class _Pending:
+    command: Command
+    ticket: int | None = None  # set when an update waits for the outcome
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class AccountWorkflow:
+    def __init__(self) -> None:
+        self._state: AccountState | None = None
+        self._opened: OpenOutcome | None = None
+        self._inbox: list[_Pending] = []
+        self._outcomes: dict[int, CommandOutcome] = {}
+        self._tickets = count(1)
+        self._input: AccountWorkflowInput | None = None
+
+    @workflow.run
+    async def run(self, raw_input: Any) -> None:
+        self._input = _parse_input(raw_input)
+        if self._input.snapshot is not None:
+            self._state = self._input.snapshot
+            self._opened = OpenOutcome(created=False, account=AccountView.of(self._state))
+        else:
+            await self._open()
+        while True:
+            await workflow.wait_condition(lambda: bool(self._inbox) or self._run_is_long())
+            if self._inbox:
+                await self._apply_pending()
+                continue
+            # Continue as new only once every update has had its answer; new commands that
+            # arrive meanwhile go round the loop first, so nothing is left behind.
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._inbox:
+                workflow.continue_as_new(self._input.model_copy(update={"snapshot": self._state}))
+
+    # --- signals: validate, enqueue, never raise -------------------------------------------
+
+    @workflow.signal(name=ADD_FUNDS)
+    def add_funds(self, *args: Any) -> None:
+        """Credit the account: ``{"command_id", "amount", "description"?}``."""
+        self._inbox.append(_Pending(parse_command(ADD_FUNDS, args)))
+
+    @workflow.signal(name=CHARGE)
+    def charge(self, *args: Any) -> None:
+        """Debit the account: ``{"command_id", "amount", "description"?}``."""
+        self._inbox.append(_Pending(parse_command(CHARGE, args)))
+
+    @workflow.signal(name=CLOSE)
+    def close(self, *args: Any) -> None:
+        """Close the account: optional ``{"command_id"?, "reason"?}``."""
+        self._inbox.append(_Pending(parse_command(CLOSE, self._with_close_id(args))))
+
+    # --- updates: the same commands, answered with their outcome ---------------------------
+
+    @workflow.update(name=ADD_FUNDS)
+    async def add_funds_update(self, command: Any) -> CommandOutcome:
+        return await self._submit(ADD_FUNDS, command)
+
+    @add_funds_update.validator
+    def _validate_add_funds(self, command: Any) -> None:
+        _validate(ADD_FUNDS, command)
+
+    @workflow.update(name=CHARGE)
+    async def charge_update(self, command: Any) -> CommandOutcome:
+        return await self._submit(CHARGE, command)
+
+    @charge_update.validator
+    def _validate_charge(self, command: Any) -> None:
+        _validate(CHARGE, command)
+
+    @workflow.update(name="opened")
+    async def opened(self) -> OpenOutcome:
+        """Wait until the account is loaded or created; say which."""
+        await workflow.wait_condition(lambda: self._opened is not None)
+        assert self._opened is not None
+        return self._opened
+
+    @workflow.query(name="state")
+    def state(self) -> AccountView:
+        if self._state is None:
+            assert self._input is not None
+            return AccountView(account_id=self._input.account_id, currency=self._input.currency,
+                               balance=0, version=0, status="open",
+                               overdraft_limit=self._input.overdraft_limit,
+                               pending_commands=len(self._inbox))
+        return AccountView.of(self._state, pending=len(self._inbox))
+
+    # --- the loop's work ------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        assert self._input is not None
+        state = await self._load()
+        created = not state.exists
+        if created:
+            self._state = state
+            await self._persist([_Pending(self._input.open_command())])
+        else:
+            self._state = state
+        assert self._state is not None
+        self._opened = OpenOutcome(created=created, account=AccountView.of(self._state))
+
+    async def _apply_pending(self) -> None:
+        assert self._input is not None
+        batch = self._inbox[: self._input.max_batch]
+        del self._inbox[: len(batch)]
+        await self._persist(batch)
+
+    async def _persist(self, batch: list[_Pending]) -> None:
+        """Decide ``batch`` against the state and append its events in one activity call.
+
+        Only after the append succeeds does the workflow's state move on; if the log holds
+        something the state did not know (a version conflict, or command ids older than the
+        state's memory), the batch is decided again against the corrected state.
+        """
+        assert self._state is not None and self._input is not None
+        while True:
+            state, decided, new_events = self._state, [], []
+            for pending in batch:
+                events = decide(state, pending.command)
+                for event in events:
+                    state = evolve(state, event)
+                    new_events.append(NewEvent(event_id=workflow.uuid4(), event=event))
+                decided.append((pending, events, state))
+            if not new_events:
+                break
+            try:
+                result = await self._append(new_events, state)
+            except ActivityError as error:
+                if not _is_version_conflict(error):
+                    raise
+                workflow.logger.warning("version conflict, reloading from the log: %s", error.cause)
+                self._state = await self._load()
+                continue
+            if result.appended:
+                break
+            self._state = remember_commands(self._state, result.already_recorded)
+        self._state = state
+        for pending, events, state_after in decided:
+            if pending.ticket is not None:
+                self._outcomes[pending.ticket] = _outcome(pending.command, events, state_after)
+
+    async def _append(self, new_events: list[NewEvent], after: AccountState) -> AppendResult:
+        assert self._state is not None
+        request = AppendEvents(
+            account_id=after.account_id, expected_version=self._state.version, events=new_events,
+            balance=after.balance, status=after.status, currency=after.currency,
+            overdraft_limit=after.overdraft_limit,
+        )
+        return await workflow.execute_activity_method(
+            EventStore.append_events, request,
+            start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY,
+        )
+
+    async def _load(self) -> AccountState:
+        assert self._input is not None
+        return await workflow.execute_activity_method(
+            EventStore.load_account, LoadAccount(account_id=self._input.account_id),
+            start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY,
+        )
+
+    async def _submit(self, kind: str, raw: Any) -> CommandOutcome:
+        ticket = next(self._tickets)
+        self._inbox.append(_Pending(parse_command(kind, [raw]), ticket))
+        await workflow.wait_condition(lambda: ticket in self._outcomes)
+        outcome = self._outcomes.pop(ticket)
+        if outcome.status == "declined":
+            raise ApplicationError(outcome.reason, outcome, type=INSUFFICIENT_FUNDS, non_retryable=True)
+        if outcome.status == "rejected":
+            raise ApplicationError(outcome.reason, outcome, type=COMMAND_REJECTED, non_retryable=True)
+        return outcome
+
+    def _with_close_id(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A close without a command id gets one, so it is still recorded exactly once."""
+        payload = args[0] if args else {}
+        if len(args) <= 1 and isinstance(payload, dict) and "command_id" not in payload:
+            return ({**payload, "command_id": f"close-{workflow.uuid4()}"},)
+        return args
+
+    def _run_is_long(self) -> bool:
+        assert self._input is not None
+        info = workflow.info()
+        return (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= self._input.history_budget)
+
+
+def _parse_input(raw: Any) -> AccountWorkflowInput:
+    """Validate the start input; a bad one fails the run with a clear, non-retryable error."""
+    try:
+        parsed = AccountWorkflowInput.model_validate(raw)
+        if parsed.snapshot is None:
+            parsed.open_command()
+        return parsed
+    except ValidationError as error:
+        raise ApplicationError(f"invalid account: {describe_validation_error(error)}",
+                               type=INVALID_ACCOUNT, non_retryable=True) from None
+
+
+def _validate(kind: str, raw: Any) -> None:
+    command = parse_command(kind, [raw])
+    if isinstance(command, RejectInput):
+        raise ApplicationError(command.reason, type=INVALID_COMMAND, non_retryable=True)
+
+
+def _outcome(command: Command, events: list[Event], state: AccountState) -> CommandOutcome:
+    command_id = getattr(command, "command_id", None)
+    if not events:
+        return CommandOutcome(command_id=command_id, status="duplicate", balance=state.balance,
+                              version=state.recent_commands.get(command_id, state.version))
+    event = events[-1]
+    if isinstance(event, ChargeDeclined):
+        return CommandOutcome(command_id=command_id, status="declined", reason=event.reason,
+                              balance=state.balance, version=state.version)
+    if isinstance(event, CommandRejected):
+        return CommandOutcome(command_id=command_id, status="rejected", reason=event.reason,
+                              balance=state.balance, version=state.version)
+    return CommandOutcome(command_id=command_id, status="applied", balance=state.balance,
+                          version=state.version)
+
+
+def _is_version_conflict(error: ActivityError) -> bool:
+    return isinstance(error.cause, ApplicationError) and error.cause.type == VERSION_CONFLICT

@@ -1,0 +1,131 @@
+"""The account workflow's public interface: names, inputs, outcomes and typed errors.
+
+Signals and updates arrive as plain JSON. ``parse_command`` turns what arrived into a domain
+command, or into a ``RejectInput`` that says why it was refused, so no input is ever lost and
+no input can fail the workflow.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domain.model import (
+    AccountState,
+    AccountStatus,
+    AddFunds,
+    Charge,
+    CloseAccount,
+    Command,
+    OpenAccount,
+    RejectInput,
+)
+
+WORKFLOW_TYPE = "AccountWorkflow"
+ADD_FUNDS, CHARGE, CLOSE = "add_funds", "charge", "close"
+
+# ApplicationError types that callers can match on.
+INVALID_COMMAND = "InvalidCommand"
+INVALID_ACCOUNT = "InvalidAccount"
+INSUFFICIENT_FUNDS = "InsufficientFunds"
+COMMAND_REJECTED = "CommandRejected"
+
+_COMMAND_MODELS: dict[str, type[BaseModel]] = {ADD_FUNDS: AddFunds, CHARGE: Charge, CLOSE: CloseAccount}
+_PREVIEW_CHARS = 1_000
+
+
+def workflow_id(account_id: str) -> str:
+    """The id of the workflow that owns ``account_id``."""
+    return f"account-{account_id}"
+
+
+class AccountWorkflowInput(BaseModel):
+    """Start input. ``snapshot`` is set only by continue-as-new; ``history_budget`` caps the
+    history length of one run (tests set it small to exercise continue-as-new)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str
+    currency: str = ""
+    overdraft_limit: int = 0
+    snapshot: AccountState | None = None
+    history_budget: int = Field(default=10_000, ge=10)
+    max_batch: int = Field(default=500, ge=1, le=2_000)
+
+    def open_command(self) -> OpenAccount:
+        return OpenAccount.model_validate(
+            {"account_id": self.account_id, "currency": self.currency,
+             "overdraft_limit": self.overdraft_limit}
+        )
+
+
+class CommandOutcome(BaseModel):
+    """What happened to one command. ``version`` is the event that recorded it (for a duplicate,
+    the original event); ``balance`` is the balance right after this command."""
+
+    command_id: str | None
+    status: Literal["applied", "declined", "rejected", "duplicate"]
+    reason: str = ""
+    balance: int
+    version: int
+
+
+class AccountView(BaseModel):
+    """The ``state`` query's answer."""
+
+    account_id: str
+    currency: str
+    balance: int
+    version: int
+    status: AccountStatus
+    overdraft_limit: int
+    pending_commands: int = 0
+
+    @classmethod
+    def of(cls, state: AccountState, pending: int = 0) -> "AccountView":
+        return cls(account_id=state.account_id, currency=state.currency, balance=state.balance,
+                   version=state.version, status=state.status,
+                   overdraft_limit=state.overdraft_limit, pending_commands=pending)
+
+
+class OpenOutcome(BaseModel):
+    """Answer of the ``opened`` update: whether this start created the account, or found it in
+    the log (an account that already existed)."""
+
+    created: bool
+    account: AccountView
+
+
+def parse_command(kind: str, args: Sequence[Any]) -> Command:
+    """Validate a signal's or update's arguments as the command ``kind``.
+
+    Returns the command, or a ``RejectInput`` naming every problem; never raises.
+    """
+    if len(args) != 1:
+        return _reject(kind, f"expected exactly one JSON object argument, got {len(args)}", args)
+    payload = args[0]
+    if not isinstance(payload, dict):
+        return _reject(kind, f"expected a JSON object, got {type(payload).__name__}", payload)
+    try:
+        return _COMMAND_MODELS[kind].model_validate(payload)  # type: ignore[return-value]
+    except ValidationError as error:
+        return _reject(kind, describe_validation_error(error), payload)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, ``field: message``, without echoing the (possibly huge) input."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'input'}: {problem['msg']}"
+        for problem in error.errors(include_url=False, include_input=False)
+    )
+
+
+def _reject(kind: str, reason: str, received: Any) -> RejectInput:
+    return RejectInput(command=kind, reason=reason, received=_preview(received))
+
+
+def _preview(value: Any) -> str:
+    text = json.dumps(value, default=repr, sort_keys=True)
+    return text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "…"
