@@ -50,12 +50,15 @@ with workflow.unsafe.imports_passed_through():
         INSUFFICIENT_FUNDS,
         INVALID_ACCOUNT,
         INVALID_COMMAND,
+        POST_BATCH,
         WORKFLOW_TYPE,
         AccountView,
         AccountWorkflowInput,
+        BatchOutcome,
         CommandOutcome,
         OpenOutcome,
         describe_validation_error,
+        parse_batch,
         parse_command,
     )
 
@@ -67,6 +70,8 @@ STORE_RETRY = RetryPolicy(
     non_retryable_error_types=[VERSION_CONFLICT],
 )
 STORE_TIMEOUT = timedelta(seconds=30)
+UPDATES_PER_RUN = 1_500
+"""Temporal accepts at most 2,000 updates per run; continue as new well before that."""
 
 
 @dataclass
@@ -84,6 +89,7 @@ class AccountWorkflow:
         self._outcomes: dict[int, CommandOutcome] = {}
         self._tickets = count(1)
         self._input: AccountWorkflowInput | None = None
+        self._updates_accepted = 0
 
     @workflow.run
     async def run(self, raw_input: Any) -> None:
@@ -121,6 +127,11 @@ class AccountWorkflow:
         """Close the account: optional ``{"command_id"?, "reason"?}``."""
         self._inbox.append(_Pending(parse_command(CLOSE, self._with_close_id(args))))
 
+    @workflow.signal(name=POST_BATCH)
+    def post_batch(self, *args: Any) -> None:
+        """Many commands in one message: ``{"commands": [{"kind": "charge", ...}, ...]}``."""
+        self._inbox.extend(_Pending(command) for command in parse_batch(args))
+
     # --- updates: the same commands, answered with their outcome ---------------------------
 
     @workflow.update(name=ADD_FUNDS)
@@ -138,6 +149,22 @@ class AccountWorkflow:
     @charge_update.validator
     def _validate_charge(self, command: Any) -> None:
         _validate(CHARGE, command)
+
+    @workflow.update(name=POST_BATCH)
+    async def post_batch_update(self, batch: Any) -> BatchOutcome:
+        self._updates_accepted += 1
+        tickets = []
+        for command in parse_batch([batch]):
+            tickets.append(next(self._tickets))
+            self._inbox.append(_Pending(command, tickets[-1]))
+        await workflow.wait_condition(lambda: all(ticket in self._outcomes for ticket in tickets))
+        return BatchOutcome(outcomes=[self._outcomes.pop(ticket) for ticket in tickets])
+
+    @post_batch_update.validator
+    def _validate_post_batch(self, batch: Any) -> None:
+        reasons = [c.reason for c in parse_batch([batch]) if isinstance(c, RejectInput)]
+        if reasons:
+            raise ApplicationError("; ".join(reasons[:10]), type=INVALID_COMMAND, non_retryable=True)
 
     @workflow.update(name="opened")
     async def opened(self) -> OpenOutcome:
@@ -217,19 +244,25 @@ class AccountWorkflow:
             balance=after.balance, status=after.status, currency=after.currency,
             overdraft_limit=after.overdraft_limit,
         )
-        return await workflow.execute_activity_method(
-            EventStore.append_events, request,
-            start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY,
-        )
+        summary = f"append v{request.expected_version + 1}..v{after.version}"
+        return await self._store(EventStore.append_events, request, summary)
 
     async def _load(self) -> AccountState:
         assert self._input is not None
-        return await workflow.execute_activity_method(
-            EventStore.load_account, LoadAccount(account_id=self._input.account_id),
-            start_to_close_timeout=STORE_TIMEOUT, retry_policy=STORE_RETRY,
-        )
+        request = LoadAccount(account_id=self._input.account_id)
+        return await self._store(EventStore.load_account, request, "load from the event log")
+
+    async def _store(self, method: Any, request: Any, summary: str) -> Any:
+        """Run an event-store activity, as a local activity when the input asks for it (no
+        server round trip before it starts; its result is recorded as a history marker)."""
+        assert self._input is not None
+        run = (workflow.execute_local_activity_method if self._input.local_activities
+               else workflow.execute_activity_method)
+        return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
+                         retry_policy=STORE_RETRY, summary=summary)
 
     async def _submit(self, kind: str, raw: Any) -> CommandOutcome:
+        self._updates_accepted += 1
         ticket = next(self._tickets)
         self._inbox.append(_Pending(parse_command(kind, [raw]), ticket))
         await workflow.wait_condition(lambda: ticket in self._outcomes)
@@ -251,7 +284,8 @@ class AccountWorkflow:
         assert self._input is not None
         info = workflow.info()
         return (info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self._input.history_budget)
+                or info.get_current_history_length() >= self._input.history_budget
+                or self._updates_accepted >= UPDATES_PER_RUN)
 
 
 def _parse_input(raw: Any) -> AccountWorkflowInput:

@@ -8,9 +8,9 @@ no input can fail the workflow.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from domain.model import (
     AccountState,
@@ -24,7 +24,9 @@ from domain.model import (
 )
 
 WORKFLOW_TYPE = "AccountWorkflow"
-ADD_FUNDS, CHARGE, CLOSE = "add_funds", "charge", "close"
+ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
+MAX_BATCH_COMMANDS = 1_000
+"""The most commands one ``post_batch`` message may carry (keeps payloads far below 2 MB)."""
 
 # ApplicationError types that callers can match on.
 INVALID_COMMAND = "InvalidCommand"
@@ -34,6 +36,9 @@ COMMAND_REJECTED = "CommandRejected"
 
 _COMMAND_MODELS: dict[str, type[BaseModel]] = {ADD_FUNDS: AddFunds, CHARGE: Charge, CLOSE: CloseAccount}
 _PREVIEW_CHARS = 1_000
+_BATCH_ITEM: TypeAdapter[AddFunds | Charge] = TypeAdapter(
+    Annotated[Union[AddFunds, Charge], Field(discriminator="kind")]
+)
 
 
 def workflow_id(account_id: str) -> str:
@@ -53,6 +58,7 @@ class AccountWorkflowInput(BaseModel):
     snapshot: AccountState | None = None
     history_budget: int = Field(default=10_000, ge=10)
     max_batch: int = Field(default=500, ge=1, le=2_000)
+    local_activities: bool = False
 
     def open_command(self) -> OpenAccount:
         return OpenAccount.model_validate(
@@ -90,6 +96,14 @@ class AccountView(BaseModel):
                    overdraft_limit=state.overdraft_limit, pending_commands=pending)
 
 
+class BatchOutcome(BaseModel):
+    """Answer of the ``post_batch`` update: one outcome per command, in the order sent.
+    Declines and rejections are outcomes here, not errors, so one bad charge does not hide
+    the others' results."""
+
+    outcomes: list[CommandOutcome]
+
+
 class OpenOutcome(BaseModel):
     """Answer of the ``opened`` update: whether this start created the account, or found it in
     the log (an account that already existed)."""
@@ -112,6 +126,33 @@ def parse_command(kind: str, args: Sequence[Any]) -> Command:
         return _COMMAND_MODELS[kind].model_validate(payload)  # type: ignore[return-value]
     except ValidationError as error:
         return _reject(kind, describe_validation_error(error), payload)
+
+
+def parse_batch(args: Sequence[Any]) -> list[Command]:
+    """Validate a ``post_batch`` message: ``{"commands": [{"kind": "add_funds"|"charge", ...}]}``.
+
+    Each well-formed item becomes its command and each malformed one its own ``RejectInput``;
+    a malformed envelope becomes a single ``RejectInput``. Never raises.
+    """
+    if len(args) != 1:
+        return [_reject(POST_BATCH, f"expected exactly one JSON object argument, got {len(args)}", args)]
+    payload = args[0]
+    items = payload.get("commands") if isinstance(payload, dict) else None
+    if not isinstance(items, list) or set(payload) != {"commands"}:
+        return [_reject(POST_BATCH, 'expected {"commands": [...]} and no other field', payload)]
+    if not 1 <= len(items) <= MAX_BATCH_COMMANDS:
+        return [_reject(POST_BATCH, f"a batch holds 1 to {MAX_BATCH_COMMANDS} commands, got {len(items)}",
+                        f"{len(items)} commands")]
+    return [_parse_batch_item(index, item) for index, item in enumerate(items)]
+
+
+def _parse_batch_item(index: int, item: Any) -> Command:
+    try:
+        return _BATCH_ITEM.validate_python(item)
+    except ValidationError as error:
+        kind = item.get("kind") if isinstance(item, dict) else None
+        return _reject(kind if kind in (ADD_FUNDS, CHARGE) else POST_BATCH,
+                       f"commands[{index}]: {describe_validation_error(error)}", item)
 
 
 def describe_validation_error(error: ValidationError) -> str:
