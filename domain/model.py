@@ -10,8 +10,10 @@ it, and replay and tests call the same two functions. It does no I/O and reads n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from itertools import islice
+from typing import Annotated, Any, Iterable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -27,8 +29,10 @@ Older duplicates are caught by the UNIQUE(account_id, command_id) key in Postgre
 """
 
 AccountId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
-CommandId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Description = Annotated[str, StringConstraints(max_length=500)]
+# Control characters are refused: Postgres cannot store NUL in text or jsonb, and an event that
+# cannot be stored would block its account's workflow.
+CommandId = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
+Description = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{0,500}$")]
 Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
 
 
@@ -178,10 +182,20 @@ class AccountState(BaseModel):
 
     @property
     def exists(self) -> bool:
-        return self.version > 0
+        return bool(self.currency)  # only ACCOUNT_CREATED sets it
 
 
-def decide(state: AccountState, command: Command) -> list[Event]:
+@dataclass(frozen=True)
+class Decision:
+    """What one command came to: its events (none for a duplicate), and the account's balance
+    and version right after it. For a duplicate, ``version`` is the event that first recorded it."""
+
+    events: list[Event]
+    balance: int
+    version: int
+
+
+def decide(state: "AccountState | _Draft", command: Command) -> list[Event]:
     """Return the events ``command`` produces against ``state``.
 
     ``[]`` means nothing happens: a command id seen before, or opening an account that exists.
@@ -218,47 +232,105 @@ def decide(state: AccountState, command: Command) -> list[Event]:
     return [AccountClosed(command_id=command.command_id, reason=command.reason)]
 
 
+def decide_batch(state: AccountState, commands: list[Command]) -> tuple[list[Decision], AccountState]:
+    """Decide ``commands`` in order, each against the state left by the ones before it.
+
+    Equivalent to calling ``decide`` and ``evolve`` in a loop, but the command memory is copied
+    once per batch instead of once per event.
+    """
+    draft = _Draft.of(state)
+    decisions = []
+    for command in commands:
+        events = decide(draft, command)
+        for event in events:
+            draft.apply(event)
+        version = draft.version if events else draft.recent_commands.get(
+            getattr(command, "command_id", None), draft.version)
+        decisions.append(Decision(events=events, balance=draft.balance, version=version))
+    return decisions, draft.freeze()
+
+
 def evolve(state: AccountState, event: Event) -> AccountState:
     """Fold one event into the state. Pure: returns a new state."""
-    version = state.version + 1
-    changes: dict[str, Any] = {"version": version}
-    if isinstance(event, AccountCreated):
-        changes.update(currency=event.currency, overdraft_limit=event.overdraft_limit,
-                       status=AccountStatus.OPEN)
-    elif isinstance(event, FundsAdded):
-        changes["balance"] = state.balance + event.amount
-    elif isinstance(event, ChargeApplied):
-        changes["balance"] = state.balance - event.amount
-    elif isinstance(event, AccountClosed):
-        changes["status"] = AccountStatus.CLOSED
-    if event.command_id is not None:
-        changes["recent_commands"] = _remember(state.recent_commands, event.command_id, version)
-    return state.model_copy(update=changes)
+    return fold(state, [event])
 
 
-def fold(state: AccountState, events: list[Event]) -> AccountState:
-    """Apply ``evolve`` over a sequence of events."""
+def fold(state: AccountState, events: Iterable[Event]) -> AccountState:
+    """Fold a sequence of events into the state, in order."""
+    draft = _Draft.of(state)
     for event in events:
-        state = evolve(state, event)
-    return state
+        draft.apply(event)
+    return draft.freeze()
 
 
 def remember_commands(state: AccountState, recorded: dict[str, int]) -> AccountState:
     """Return ``state`` knowing that these command ids were recorded at these versions
     (learned from the log when they were older than the state's memory)."""
-    recent = state.recent_commands
+    draft = _Draft.of(state)
     for command_id, version in recorded.items():
-        recent = _remember(recent, command_id, version)
-    return state.model_copy(update={"recent_commands": recent})
+        draft.remember(command_id, version)
+    return draft.freeze()
+
+
+@dataclass
+class _Draft:
+    """A private, mutable working copy of an ``AccountState``.
+
+    Folding into a draft copies the command memory once, however many events follow; the draft
+    never leaves this module, so ``decide``, ``evolve`` and ``fold`` stay pure to their callers.
+    """
+
+    account_id: str
+    currency: str
+    overdraft_limit: int
+    balance: int
+    version: int
+    status: AccountStatus
+    recent_commands: dict[str, int]
+
+    @classmethod
+    def of(cls, state: AccountState) -> "_Draft":
+        return cls(state.account_id, state.currency, state.overdraft_limit, state.balance,
+                   state.version, state.status, dict(state.recent_commands))
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.currency)  # only ACCOUNT_CREATED sets it
+
+    def apply(self, event: Event) -> None:
+        """The one place that says what each event does to an account."""
+        self.version += 1
+        if isinstance(event, AccountCreated):
+            self.currency, self.overdraft_limit = event.currency, event.overdraft_limit
+            self.status = AccountStatus.OPEN
+        elif isinstance(event, FundsAdded):
+            self.balance += event.amount
+        elif isinstance(event, ChargeApplied):
+            self.balance -= event.amount
+        elif isinstance(event, AccountClosed):
+            self.status = AccountStatus.CLOSED
+        if event.command_id is not None:
+            self.remember(event.command_id, self.version)
+
+    def remember(self, command_id: str, version: int) -> None:
+        self.recent_commands.pop(command_id, None)  # re-inserted as the newest
+        self.recent_commands[command_id] = version
+        if len(self.recent_commands) > 2 * RECENT_COMMANDS_KEPT:  # bound memory on long folds
+            self._forget_oldest()
+
+    def freeze(self) -> AccountState:
+        self._forget_oldest()
+        return AccountState(
+            account_id=self.account_id, currency=self.currency,
+            overdraft_limit=self.overdraft_limit, balance=self.balance, version=self.version,
+            status=self.status, recent_commands=self.recent_commands,
+        )
+
+    def _forget_oldest(self) -> None:
+        excess = len(self.recent_commands) - RECENT_COMMANDS_KEPT
+        for command_id in list(islice(self.recent_commands, max(excess, 0))):
+            del self.recent_commands[command_id]
 
 
 def _rejected(command: AddFunds | Charge | CloseAccount, reason: str) -> CommandRejected:
     return CommandRejected(command_id=command.command_id, command=command.kind, reason=reason)
-
-
-def _remember(recent: dict[str, int], command_id: str, version: int) -> dict[str, int]:
-    kept = dict(recent)
-    kept[command_id] = version
-    while len(kept) > RECENT_COMMANDS_KEPT:
-        del kept[next(iter(kept))]
-    return kept

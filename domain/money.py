@@ -7,8 +7,6 @@ currency has; it takes that from ISO's own table (the ``iso4217`` package).
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-
 from iso4217 import Currency
 
 MAX_AMOUNT = 10**15
@@ -44,16 +42,13 @@ def to_minor_units(text: str, currency: str, *, allow_zero: bool = False) -> int
     """
     exponent = currency_exponent(currency)
     cleaned = text.strip()
-    if not cleaned or not all(ch.isdigit() or ch == "." for ch in cleaned) or cleaned.count(".") > 1:
+    whole, _, fraction = cleaned.partition(".")
+    if not (whole or fraction) or not (whole + fraction).isdigit() or not (whole + fraction).isascii():
         raise MoneyError(f"amount must be a plain positive decimal like 12.50, got {text!r}")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise MoneyError(f"amount must be a plain positive decimal like 12.50, got {text!r}") from None
-    decimals = -value.as_tuple().exponent  # type: ignore[operator]
-    if decimals > exponent and value != value.quantize(Decimal(1).scaleb(-exponent)):
+    if len(fraction.rstrip("0")) > exponent:
         raise MoneyError(f"{currency} allows {exponent} decimal(s); {text!r} has more")
-    minor = int(value.scaleb(exponent))
+    # Exact string arithmetic: no float, and no decimal context to overflow.
+    minor = int((whole or "0") + fraction[:exponent].ljust(exponent, "0"))
     if minor == 0 and not allow_zero:
         raise MoneyError("amount must be greater than zero")
     if minor > MAX_AMOUNT:
