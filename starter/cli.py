@@ -1,0 +1,104 @@
+"""``billing`` / ``python -m starter``: the command line of the billing service.
+
+This module parses the arguments (grammar in ``starter.arguments``) and dispatches to a verb
+(``starter.verbs``, ``starter.demo``, or ``starter.devstack`` for ``up``). ``run(argv)`` does
+the work and returns the exit code, for tests; ``main()`` is the process entry point and ends
+with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from importlib import import_module
+from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn, Sequence
+
+from starter.arguments import build_parser
+from starter.errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from starter.output import Output
+
+# Each verb's module is imported only when the verb runs, so `--help` and usage errors answer
+# without loading Temporal, psycopg and pydantic.
+VERBS = {
+    "open": "starter.verbs:open_account", "fund": "starter.verbs:fund",
+    "charge": "starter.verbs:charge", "balance": "starter.verbs:balance",
+    "history": "starter.verbs:history", "close": "starter.verbs:close", "demo": "starter.demo:run_demo",
+}
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code; never exits the process."""
+    try:
+        args, rest = parse(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed
+        return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
+    if args.verb == "up":
+        return _up(rest)
+    return _run_verb(args)
+
+
+def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Parse ``argv``; only ``up`` may have arguments left over (they are its own)."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.verb != "up":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args, rest
+
+
+def _run_verb(args: argparse.Namespace) -> int:
+    from starter.output import Output
+
+    out = Output(args.json, sys.stdout, sys.stderr)
+    try:
+        asyncio.run(verb(args.verb)(args, out))
+    except CliError as error:
+        out.error(error)
+        return error.code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - one line for the user; the traceback on request
+        return _unexpected(error, out)
+    return ExitCode.OK
+
+
+def verb(name: str) -> Callable[[argparse.Namespace, Output], Awaitable[None]]:
+    """The coroutine function that does the work of verb ``name``."""
+    module, function = VERBS[name].split(":")
+    return getattr(import_module(module), function)
+
+
+def _up(rest: list[str]) -> int:
+    """`billing up` belongs to ``starter.devstack``; imported only when asked for."""
+    try:
+        from starter import devstack
+    except ModuleNotFoundError as error:
+        if error.name != "starter.devstack":
+            raise
+        print("error: `up` is not available: starter/devstack.py is missing", file=sys.stderr)
+        return ExitCode.FAILURE
+    return int(devstack.main(rest) or 0)
+
+
+def _unexpected(error: Exception, out: Output) -> int:
+    if os.environ.get("BILLING_DEBUG"):
+        traceback.print_exc()
+    out.error(CliError(f"unexpected {type(error).__name__}: {error}"
+                       " (BILLING_DEBUG=1 shows the traceback)"))
+    return ExitCode.FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Process entry point. Exits with ``os._exit``: the Temporal client's native runtime can
+    abort a normal interpreter shutdown (exit 134, temporalio/sdk-python#300), so once the
+    command is done and the output flushed, the process ends without finalization."""
+    code = run(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))

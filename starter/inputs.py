@@ -1,0 +1,75 @@
+"""Command-line text to validated, typed commands, before anything is sent.
+
+Amounts are typed in major units (``12.50``) and become integer minor units of the account's
+currency; the commands are the domain's own models, so the CLI refuses exactly what the
+workflow would refuse, and bad input never reaches a workflow.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import ValidationError
+
+from domain.model import AddFunds, Charge, CloseAccount
+from domain.money import MoneyError, to_minor_units
+from starter.errors import CliError, ExitCode
+from workflows.messages import ADD_FUNDS, AccountWorkflowInput, describe_validation_error
+
+
+def parse_amount(text: str, currency: str, *, allow_zero: bool = False) -> int:
+    """``"12.50", "USD"`` -> ``1250``; CliError (usage) for anything else."""
+    try:
+        return to_minor_units(text, currency, allow_zero=allow_zero)
+    except MoneyError as error:
+        raise CliError(str(error), ExitCode.USAGE) from None
+
+
+def open_input(account_id: str, currency: str, overdraft_limit: str) -> AccountWorkflowInput:
+    """The start input of a new account's workflow, checked as the workflow will check it."""
+    limit = parse_amount(overdraft_limit, currency, allow_zero=True)
+    try:
+        start = AccountWorkflowInput(account_id=account_id, currency=currency, overdraft_limit=limit)
+        start.open_command()
+    except ValidationError as error:
+        raise CliError(f"cannot open account: {describe_validation_error(error)}",
+                       ExitCode.USAGE) from None
+    return start
+
+
+def money_command(kind: str, amount: str, currency: str, *, key: str | None,
+                  description: str) -> AddFunds | Charge:
+    """An ``add_funds`` or ``charge`` command; without ``key``, a fresh idempotency key."""
+    return _validated(kind, key=key, amount=parse_amount(amount, currency), description=description)
+
+
+def check_command_fields(kind: str, *, key: str | None, description: str) -> None:
+    """Check the key and description, which need no currency, before asking for the account's."""
+    _validated(kind, key=key, amount=1, description=description)
+
+
+def close_command(*, key: str | None, reason: str) -> CloseAccount:
+    try:
+        return CloseAccount(command_id=new_key() if key is None else key, reason=reason)
+    except ValidationError as error:
+        raise _invalid("close", error) from None
+
+
+def _validated(kind: str, *, key: str | None, amount: int, description: str) -> AddFunds | Charge:
+    model, verb = (AddFunds, "fund") if kind == ADD_FUNDS else (Charge, "charge")
+    try:
+        return model(command_id=new_key() if key is None else key, amount=amount,
+                     description=description)
+    except ValidationError as error:
+        raise _invalid(verb, error) from None
+
+
+def _invalid(verb: str, error: ValidationError) -> CliError:
+    """The CliError for a command the domain refused, in the CLI's words."""
+    problems = describe_validation_error(error).replace("command_id:", "--idempotency-key:")
+    return CliError(f"invalid {verb}: {problems}", ExitCode.USAGE)
+
+
+def new_key() -> str:
+    """A fresh idempotency key, for a command the user did not name."""
+    return str(uuid.uuid4())

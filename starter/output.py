@@ -1,0 +1,121 @@
+"""What the CLI prints: a short line or a table for people, one JSON object with ``--json``.
+
+Results go to stdout; a failure is one ``error: ...`` line on stderr (and, with ``--json``, also
+a JSON object on stdout), so scripts can rely on both streams.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+
+from domain.model import AddFunds, Charge
+from domain.money import format_minor_units
+from starter.errors import CliError
+from starter.history import History
+from workflows.messages import AccountView, CommandOutcome, OpenOutcome
+
+WIDTH_WHEN_PIPED = 160
+_VERBS = {"add_funds": "fund", "charge": "charge"}
+
+
+def money(amount: int, currency: str) -> str:
+    """``1250, "USD"`` -> ``"12.50 USD"``."""
+    return f"{format_minor_units(amount, currency)} {currency}"
+
+
+class Output:
+    """Where a command's result or error goes, in the format the user asked for."""
+
+    def __init__(self, as_json: bool, stdout: TextIO, stderr: TextIO) -> None:
+        self.as_json = as_json
+        self._stdout, self._stderr = stdout, stderr
+        self.console = Console(file=stdout, markup=False, highlight=False,
+                               width=None if stdout.isatty() else WIDTH_WHEN_PIPED)
+
+    def result(self, data: dict[str, Any], text: RenderableType) -> None:
+        """Print ``data`` as JSON with ``--json``, otherwise ``text``."""
+        if self.as_json:
+            print(json.dumps(data, default=str), file=self._stdout)
+        else:
+            self.console.print(text)
+
+    def error(self, error: CliError) -> None:
+        """One ``error: ...`` line on stderr; with ``--json`` also the error as JSON on stdout."""
+        print(f"error: {error.message}", file=self._stderr)
+        if self.as_json:
+            body = {"error": error.message, "exit_code": int(error.code), **error.details}
+            print(json.dumps(body, default=str), file=self._stdout)
+
+
+def opened(outcome: OpenOutcome) -> tuple[dict[str, Any], str]:
+    """A newly opened account."""
+    view = outcome.account
+    return outcome.model_dump(mode="json"), (
+        f"opened account {view.account_id} in {view.currency} (overdraft limit "
+        f"{money(view.overdraft_limit, view.currency)}), version {view.version}")
+
+
+def applied(view: AccountView, command: AddFunds | Charge,
+            outcome: CommandOutcome) -> tuple[dict[str, Any], str]:
+    """A fund or charge answered by the account: applied, or a duplicate of an earlier one."""
+    data = {"account_id": view.account_id, "command": command.kind, "amount": command.amount,
+            "currency": view.currency, **outcome.model_dump(mode="json")}
+    what = f"{_VERBS[command.kind]} {money(command.amount, view.currency)}"
+    if outcome.status == "duplicate":
+        text = (f"duplicate: idempotency key {outcome.command_id} was already recorded at version "
+                f"{outcome.version}; nothing changed. Balance {money(outcome.balance, view.currency)}")
+    else:
+        text = (f"{outcome.status}: {what} on account {view.account_id}. Balance "
+                f"{money(outcome.balance, view.currency)}, version {outcome.version}")
+    return data, text
+
+
+def sent(view: AccountView, command: AddFunds | Charge) -> tuple[dict[str, Any], str]:
+    """A fund or charge sent as a signal: accepted by Temporal, outcome not awaited."""
+    data = {"account_id": view.account_id, "command": command.kind, "amount": command.amount,
+            "currency": view.currency, "command_id": command.command_id, "status": "sent"}
+    return data, (f"sent: {_VERBS[command.kind]} {money(command.amount, view.currency)} to account "
+                  f"{view.account_id} (idempotency key {command.command_id}); not waiting for "
+                  "the outcome")
+
+
+def balance(view: AccountView) -> tuple[dict[str, Any], str]:
+    """The account as the ``state`` query returned it."""
+    pending = f", {view.pending_commands} command(s) pending" if view.pending_commands else ""
+    return view.model_dump(mode="json"), (
+        f"account {view.account_id}: balance {money(view.balance, view.currency)} "
+        f"({view.status.value}, version {view.version}, overdraft limit "
+        f"{money(view.overdraft_limit, view.currency)}{pending})")
+
+
+def closed(view: AccountView | None, account_id: str, command_id: str) -> tuple[dict[str, Any], str]:
+    """A close signal, and the account after it took effect (``None`` with ``--no-wait``)."""
+    if view is None:
+        return ({"account_id": account_id, "command_id": command_id, "status": "sent"},
+                f"sent: close account {account_id}; not waiting for it to take effect")
+    return ({**view.model_dump(mode="json"), "command_id": command_id},
+            f"closed account {view.account_id} at version {view.version}; final balance "
+            f"{money(view.balance, view.currency)}")
+
+
+def history(found: History) -> tuple[dict[str, Any], Group]:
+    """The event log as a table, oldest first."""
+    table = Table()
+    for name, options in (("version", {"justify": "right"}), ("recorded at (UTC)", {}),
+                          ("event", {}), ("amount", {"justify": "right"}), ("detail", {}),
+                          ("idempotency key", {})):
+        table.add_column(name, no_wrap=name != "detail", **options)
+    for event in found.events:
+        amount = "" if event.amount is None else format_minor_units(event.amount, found.currency)
+        table.add_row(str(event.version), _utc(event.recorded_at), event.event_type, amount,
+                      event.detail, event.command_id or "")
+    return found.model_dump(mode="json"), Group(f"account {found.account_id} ({found.currency})", table)
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

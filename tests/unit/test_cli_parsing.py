@@ -1,0 +1,197 @@
+"""The CLI without servers: argument parsing, amounts and commands checked before anything is
+sent, the exit codes and the one-line errors of ``cli.run``."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import sys
+import types
+import uuid
+
+import pytest
+
+from domain.model import AddFunds, Charge
+import starter
+from starter import cli
+from starter.demo import UPDATE_EVERY, plan
+from starter.errors import CliError, ExitCode
+from starter.inputs import check_command_fields, close_command, money_command, open_input, parse_amount
+from starter.output import money
+from workflows.messages import ADD_FUNDS, CHARGE
+
+
+def parse(*argv: str):
+    args, rest = cli.parse(list(argv))
+    assert rest == []
+    return args
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+def test_open_takes_currency_in_any_case_and_defaults_to_no_overdraft() -> None:
+    args = parse("open", "acme", "--currency", "usd")
+    assert (args.account_id, args.currency, args.overdraft_limit) == ("acme", "USD", "0")
+    assert (args.json, args.timeout) == (False, cli.build_parser().get_default("timeout"))
+
+
+def test_fund_and_charge_wait_by_default_and_have_no_key_until_one_is_made() -> None:
+    args = parse("charge", "acme", "2.25")
+    assert (args.amount, args.wait, args.idempotency_key, args.description) == ("2.25", True, None, "")
+    args = parse("fund", "acme", "12.50", "--no-wait", "--idempotency-key", "k-1",
+                 "--description", "x")
+    assert (args.wait, args.idempotency_key, args.description) == (False, "k-1", "x")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--json", "balance", "acme"], ["balance", "acme", "--json"],
+    ["--json", "balance", "--json", "acme"],
+])
+def test_json_is_accepted_before_or_after_the_verb(argv: list[str]) -> None:
+    assert parse(*argv).json is True
+
+
+def test_an_option_given_before_the_verb_is_not_reset_by_the_verb() -> None:
+    assert parse("--timeout", "5", "balance", "acme").timeout == 5.0
+    assert parse("balance", "acme", "--timeout", "7").timeout == 7.0
+
+
+def test_demo_defaults() -> None:
+    args = parse("demo")
+    assert (args.accounts, args.operations, args.currency, args.concurrency) == (5, 200, "USD", 32)
+    assert args.ui_url == "http://localhost:8233"
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "required: VERB"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["fund", "acme"], "required: AMOUNT"),
+    (["open", "acme"], "required: --currency"),
+    (["balance", "acme", "extra"], "unrecognized arguments: extra"),
+    (["--timeout", "0", "balance", "acme"], "--timeout"),
+    (["demo", "--accounts", "0"], "--accounts"),
+    (["demo", "--operations", "-3"], "--operations"),
+])
+def test_usage_errors_are_one_line_and_exit_2(argv: list[str], message: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(argv) == ExitCode.USAGE
+    assert message in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("verb", ["", "open", "fund", "charge", "balance", "history", "close", "demo"])
+def test_every_verb_has_help_with_examples(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run([verb, "--help"] if verb else ["--help"]) == 0
+    assert "examples:\n  billing " in capsys.readouterr().out
+
+
+def test_up_passes_everything_after_it_to_devstack(monkeypatch: pytest.MonkeyPatch) -> None:
+    received = []
+    fake = types.ModuleType("starter.devstack")
+    fake.main = lambda argv: received.append(argv) or 7
+    monkeypatch.setitem(sys.modules, "starter.devstack", fake)
+    monkeypatch.setattr(starter, "devstack", fake, raising=False)  # if it was imported already
+    assert cli.run(["up", "--no-demo", "--json", "--help"]) == 7
+    assert received == [["--no-demo", "--json", "--help"]]
+
+
+# --- amounts and commands -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, currency, minor", [
+    ("12.50", "USD", 1250), ("12.5", "USD", 1250), ("0.01", "USD", 1), ("12", "JPY", 12),
+    ("1.005", "KWD", 1005), ("3.10", "USD", 310),
+])
+def test_amounts_become_minor_units_of_the_currency(text: str, currency: str, minor: int) -> None:
+    assert parse_amount(text, currency) == minor
+
+
+@pytest.mark.parametrize("text, currency, message", [
+    ("1.234", "USD", "allows 2 decimal(s)"), ("12.5", "JPY", "allows 0 decimal(s)"),
+    ("-1", "USD", "plain positive decimal"), ("1e3", "USD", "plain positive decimal"),
+    ("abc", "USD", "plain positive decimal"), ("0", "USD", "greater than zero"),
+    ("1", "usd", "uppercase"), ("1", "XAU", "no minor unit"),
+])
+def test_bad_amounts_are_usage_errors(text: str, currency: str, message: str) -> None:
+    with pytest.raises(CliError) as raised:
+        parse_amount(text, currency)
+    assert raised.value.code == ExitCode.USAGE and message in raised.value.message
+
+
+def test_open_input_converts_the_overdraft_and_checks_the_account_id() -> None:
+    start = open_input("acme", "USD", "10.00")
+    assert (start.account_id, start.currency, start.overdraft_limit) == ("acme", "USD", 1000)
+    assert open_input("acme", "USD", "0").overdraft_limit == 0
+    with pytest.raises(CliError, match="account_id") as raised:
+        open_input("bad/id", "USD", "0")
+    assert raised.value.code == ExitCode.USAGE
+
+
+def test_money_commands_carry_the_key_or_a_fresh_uuid() -> None:
+    charge = money_command(CHARGE, "2.25", "USD", key="inv-1", description="May")
+    assert isinstance(charge, Charge) and (charge.command_id, charge.amount) == ("inv-1", 225)
+    fund = money_command(ADD_FUNDS, "1", "EUR", key=None, description="")
+    assert isinstance(fund, AddFunds) and uuid.UUID(fund.command_id).version == 4
+
+
+@pytest.mark.parametrize("key, description, message", [
+    ("", "", "--idempotency-key"), ("k" * 129, "", "--idempotency-key"),
+    ("k", "d" * 501, "description"),
+])
+def test_bad_keys_and_descriptions_are_refused_before_connecting(key: str, description: str,
+                                                                 message: str) -> None:
+    with pytest.raises(CliError, match=message) as raised:
+        check_command_fields(CHARGE, key=key, description=description)
+    assert raised.value.code == ExitCode.USAGE
+    with pytest.raises(CliError, match="reason"):
+        close_command(key=None, reason="r" * 501)
+
+
+def test_money_is_formatted_with_the_currency_decimals() -> None:
+    assert money(-1250, "USD") == "-12.50 USD"
+    assert (money(5, "JPY"), money(1005, "KWD")) == ("5 JPY", "1.005 KWD")
+
+
+# --- run: errors caught before or without a server -----------------------------------------
+
+def test_bad_input_fails_before_connecting_and_json_mode_also_reports_it_on_stdout(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(["--json", "open", "bad/id", "--currency", "USD"]) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: cannot open account: account_id")
+    assert json.loads(captured.out)["exit_code"] == ExitCode.USAGE
+
+
+def test_history_needs_database_url(monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert cli.run(["history", "acme"]) == ExitCode.USAGE
+    assert "DATABASE_URL is not set" in one_error_line(capsys)
+
+
+def test_unreachable_temporal_names_the_address(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setenv("TEMPORAL_ADDRESS", address)
+    assert cli.run(["balance", "acme", "--timeout", "10"]) == ExitCode.UNAVAILABLE
+    assert f"cannot reach Temporal at TEMPORAL_ADDRESS={address}" in one_error_line(capsys)
+
+
+# --- the demo's plan ----------------------------------------------------------------------
+
+def test_demo_plan_spreads_operations_funds_each_account_first_and_mostly_signals() -> None:
+    accounts = ["a", "b", "c"]
+    operations = plan(accounts, 100, "USD", "t", random.Random(1))
+    assert [op.account_id for op in operations[:6]] == accounts * 2
+    assert all(isinstance(op.command, AddFunds) for op in operations[:3])
+    assert {type(op.command) for op in operations} == {AddFunds, Charge}
+    assert sum(op.wait for op in operations) == 100 // UPDATE_EVERY
+    assert len({op.command.command_id for op in operations}) == 100
+    assert all(100 <= op.command.amount <= 5000 for op in operations)
