@@ -1,0 +1,86 @@
+"""The parts of ``starter check`` that need no database: the per-account fold, the report."""
+
+from __future__ import annotations
+
+import json
+
+from starter.check import Finding, LogFold, Report, build_parser
+
+
+def created(account_id: str = "a", overdraft_limit: int = 0) -> tuple:
+    return ("ACCOUNT_CREATED", {"account_id": account_id, "currency": "USD",
+                                "overdraft_limit": overdraft_limit}, None)
+
+
+def fold(*rows: tuple, account_id: str = "a") -> LogFold:
+    log = LogFold(account_id)
+    for version, row in enumerate(rows, start=1):
+        log.add(version, *row)
+    return log
+
+
+def fields(log: LogFold) -> list[str]:
+    return [finding.field for finding in log.findings]
+
+
+def test_a_clean_log_folds_with_evolve():
+    log = fold(created(overdraft_limit=100), ("FUND_ADDED", {"amount": 50}, "f"),
+               ("CHARGE_APPLIED", {"amount": 120}, "c"), ("ACCOUNT_CLOSED", {"reason": ""}, "x"),
+               ("COMMAND_REJECTED", {"command": "charge", "reason": "account is closed"}, "y"))
+    assert log.findings == [] and not log.broken
+    assert (log.state.balance, log.state.version, log.state.status.value) == (-70, 5, "closed")
+
+
+def test_the_running_balance_is_checked_after_every_event_and_reported_once():
+    log = fold(created(), ("CHARGE_APPLIED", {"amount": 5}, "c1"),
+               ("CHARGE_APPLIED", {"amount": 5}, "c2"), ("FUND_ADDED", {"amount": 10}, "f"))
+    assert [(f.field, f.expected, f.actual, f.detail) for f in log.findings] == [
+        ("running_balance", ">= 0", -5, "after CHARGE_APPLIED at version 2")]
+    assert log.state.balance == 0 and not log.broken
+
+
+def test_a_gap_stops_the_fold():
+    log = LogFold("a")
+    log.add(1, *created())
+    log.add(3, "FUND_ADDED", {"amount": 1}, "f")
+    log.add(4, "FUND_ADDED", {"amount": 1}, "g")
+    assert log.broken and fields(log) == ["versions"]
+    assert (log.findings[0].expected, log.findings[0].actual) == (2, 3)
+
+
+def test_impossible_orders_break_the_log():
+    assert fields(fold(("FUND_ADDED", {"amount": 1}, "f"))) == ["event"]
+    assert fields(fold(created(), created())) == ["event"]
+    assert fields(fold(created(account_id="b"))) == ["event"]
+    assert fields(fold(created(), ("ACCOUNT_CLOSED", {}, "x"),
+                       ("FUND_ADDED", {"amount": 1}, "f"))) == ["event"]
+
+
+def test_an_event_that_does_not_parse_breaks_the_log():
+    log = fold(created(), ("FUND_ADDED", {"amount": "lots"}, "f"))
+    assert log.broken and fields(log) == ["event"]
+    assert log.findings[0].detail.startswith("version 2 does not parse")
+
+
+def test_long_logs_do_not_keep_every_command_id():
+    rows = [created()] + [("FUND_ADDED", {"amount": 1}, f"f{i}") for i in range(500)]
+    log = fold(*rows)
+    assert log.state.balance == 500 and len(log.state.recent_commands) <= 65
+
+
+def test_report_summary_lines_and_json():
+    finding = Finding(account_id="a", field="accounts.balance", expected=700, actual=701,
+                      detail="folded from the log")
+    report = Report(accounts_checked=3, events_checked=11, workflows_checked=2, findings=[finding])
+    assert not report.ok
+    assert report.summary().splitlines() == [
+        "accounts 3, events 11, workflows 2, findings 1",
+        "account a: accounts.balance expected 700, got 701 (folded from the log)"]
+    data = json.loads(report.model_dump_json())
+    assert data["ok"] is False and data["findings"][0]["expected"] == 700
+    assert Report().ok
+
+
+def test_account_option_takes_several_ids_and_repeats():
+    args = build_parser().parse_args(["--account", "a", "b", "--account", "c", "--json"])
+    assert args.accounts == ["a", "b", "c"] and args.json and not args.no_workflows
