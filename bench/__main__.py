@@ -1,0 +1,206 @@
+"""Run the benchmark: ``python -m bench`` (about 3 minutes) or ``python -m bench --quick``.
+
+Starts its own Postgres (fsync on), file-backed Temporal dev server and worker process, runs
+the baseline and every mode against them in one process tree, checks each mode's result with
+the reconciliation (``starter check``'s ``reconcile``), and prints one table. Speed is
+reported, never asserted; a wrong result makes the run fail (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from bench import workloads
+from bench.baseline import run_baseline
+from bench.stack import Stack, peak_rss_mib, rss_mib, running_stack
+from starter.check import reconcile
+from starter.client import AccountClient
+
+
+@dataclass(frozen=True)
+class Sizes:
+    baseline: int
+    signals: int
+    signal_accounts: int
+    batched: int
+    batched_accounts: int
+    callers: int
+    hot: int
+    latency_samples: int
+    long_run: int
+
+    @classmethod
+    def of(cls, quick: bool) -> "Sizes":
+        if quick:
+            return cls(500, 200, 4, 2_000, 4, 200, 1_000, 30, 2_000)
+        return cls(4_000, 3_000, 20, 40_000, 8, 800, 20_000, 200, 100_000)
+
+
+@dataclass
+class Row:
+    mode: str
+    shape: str
+    value: str
+    ratio: str = ""
+    correct: str = ""
+
+
+@dataclass
+class Run:
+    stack: Stack
+    sizes: Sizes
+    rows: list[Row] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    baseline_rate: float = 0.0
+
+    def add(self, mode: str, shape: str, value: str, ratio: str = "", correct: str = "") -> None:
+        self.rows.append(Row(mode, shape, value, ratio, correct))
+        print(f"  {mode}: {value} {ratio}", flush=True)
+
+    async def verify(self, ids: list[str], charges: dict[str, int]) -> str:
+        """Reconcile log, projection and workflows; check each account took exactly its charges."""
+        report = await reconcile(self.stack.database_url, temporal_client=self.stack.temporal,
+                                 account_ids=ids)
+        with psycopg.connect(self.stack.database_url) as conn:
+            rows = dict(conn.execute("SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)",
+                                     (ids,)).fetchall())
+        wrong = [i for i in ids if rows.get(i) != -charges.get(i, 0)]
+        if report.ok and not wrong:
+            return "yes"
+        self.failures.extend(f.line() for f in report.findings)
+        self.failures.extend(f"{i}: balance {rows.get(i)}, expected {-charges.get(i, 0)}" for i in wrong)
+        return "NO"
+
+
+def spread(ids: list[str], commands: int) -> dict[str, int]:
+    return {account_id: len(range(index, commands, len(ids))) for index, account_id in enumerate(ids)}
+
+
+async def baseline_rows(run: Run) -> None:
+    for connections in (1, 8):
+        url = run.stack.new_database(f"baseline_{connections}")
+        accounts = 8 * connections
+        seconds, balances = await run_baseline(url, accounts, run.sizes.baseline, connections)
+        rate = run.sizes.baseline / seconds
+        if connections == 8:
+            run.baseline_rate = rate
+        expected = spread(list(balances), run.sizes.baseline)
+        correct = "yes" if all(balances[i] == -expected[i] for i in balances) else "NO"
+        run.add(f"1. baseline, {connections} connection(s)",
+                f"{accounts} accounts, {run.sizes.baseline} commands, 1 command/txn",
+                f"{rate:,.0f} ops/s", "1.00x" if connections == 8 else "", correct)
+
+
+async def service_rows(run: Run, accounts: AccountClient, local: bool) -> None:
+    sizes, client, tag = run.sizes, run.stack.temporal, uuid.uuid4().hex[:6]
+    how = "local activity" if local else "activity"
+
+    ids = await workloads.open_accounts(accounts, f"sig-{tag}", sizes.signal_accounts, local_activities=local)
+    result = await workloads.signals(client, ids, sizes.signals, senders=64)
+    signal_rate = result.rate
+    run.add(f"2. one command per signal ({how})",
+            f"{len(ids)} accounts, {sizes.signals} signals, 64 senders",
+            f"{result.rate:,.0f} ops/s", _ratio(result.rate, run.baseline_rate),
+            await run.verify(ids, spread(ids, sizes.signals)))
+
+    ingest = await workloads.signal_ingestion(client, run.stack.settings.task_queue,
+                                              sizes.signal_accounts, sizes.signals, senders=64)
+    run.add("6. dev server signal intake (no worker)",
+            f"{sizes.signal_accounts} workflows, {sizes.signals} signals, 64 senders",
+            f"{ingest.rate:,.0f} signals/s", f"mode 2 = {signal_rate / ingest.rate:.0%} of it")
+
+    ids = await workloads.open_accounts(accounts, f"bat-{tag}", sizes.batched_accounts, local_activities=local)
+    result = await workloads.batched(accounts, ids, sizes.batched, sizes.callers)
+    run.add(f"3. batching client ({how})",
+            f"{len(ids)} accounts, {sizes.batched} commands, {sizes.callers} callers",
+            f"{result.rate:,.0f} ops/s", _ratio(result.rate, run.baseline_rate),
+            await run.verify(ids, spread(ids, sizes.batched)))
+    run.add(f"5. update latency under load ({how})", f"the {sizes.callers} callers of mode 3",
+            f"p50 {result.percentile(0.5) * 1000:.0f} ms, p99 {result.percentile(0.99) * 1000:.0f} ms")
+
+    [hot] = await workloads.open_accounts(accounts, f"hot-{tag}", 1, local_activities=local)
+    result = await workloads.batched(accounts, [hot], sizes.hot, sizes.callers)
+    run.add(f"4. one hot account ({how})", f"1 account, {sizes.hot} commands, {sizes.callers} callers",
+            f"{result.rate:,.0f} ops/s", _ratio(result.rate, run.baseline_rate),
+            await run.verify([hot], {hot: sizes.hot}))
+
+    [idle] = await workloads.open_accounts(accounts, f"lat-{tag}", 1, local_activities=local)
+    result = await workloads.update_latency(client, idle, sizes.latency_samples)
+    run.add(f"5. update latency, light load ({how})", f"1 account, {sizes.latency_samples} sequential updates",
+            f"p50 {result.percentile(0.5) * 1000:.1f} ms, p99 {result.percentile(0.99) * 1000:.1f} ms",
+            "", await run.verify([idle], {idle: sizes.latency_samples}))
+
+
+async def memory_rows(run: Run, accounts: AccountClient) -> None:
+    sizes, worker_pid = run.sizes, run.stack.worker.process.pid
+    [long] = await workloads.open_accounts(accounts, f"long-{uuid.uuid4().hex[:6]}", 1, local_activities=True)
+    before = rss_mib(worker_pid)
+    result = await workloads.batched(accounts, [long], sizes.long_run, sizes.callers)
+    after = rss_mib(worker_pid)
+    run.add("7. worker RSS across a long run", f"1 account, {sizes.long_run} commands",
+            f"{before:.0f} -> {after:.0f} MiB (peak {peak_rss_mib(worker_pid):.0f})",
+            f"{result.rate:,.0f} ops/s", await run.verify([long], {long: sizes.long_run}))
+    run.add("7. dev server peak RSS", "whole run", f"{peak_rss_mib(run.stack.dev_server.process.pid):.0f} MiB")
+    started = time.perf_counter()
+    from activities.db import open_pool
+    from activities.event_store import EventStore, LoadAccount
+    async with open_pool(run.stack.database_url) as pool:
+        state = await EventStore(pool).load_account(LoadAccount(account_id=long))
+    seconds = time.perf_counter() - started
+    run.add("7. rebuild from the log (load_account)", f"{state.version} events",
+            f"{state.version / seconds:,.0f} events/s")
+
+
+def _ratio(rate: float, baseline: float) -> str:
+    return f"{rate / baseline:.2f}x" if baseline else ""
+
+
+def render(run: Run, quick: bool, seconds: float) -> None:
+    table = Table(title=f"billing benchmark ({'quick' if quick else 'full'}, {seconds:.0f} s)")
+    for column in ("mode", "shape", "result", "vs baseline (8 conn)", "correct"):
+        table.add_column(column)
+    for row in run.rows:
+        table.add_row(row.mode, row.shape, row.value, row.ratio, row.correct)
+    console = Console(width=160)
+    console.print(table)
+    console.print(f"durability: {run.stack.durability()}; machine: {os.cpu_count()} cores; "
+                  f"batches: up to 1,000 commands per post_batch, 500 per store call")
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    sizes, started = Sizes.of(args.quick), time.perf_counter()
+    async with running_stack() as stack:
+        run = Run(stack, sizes)
+        accounts = AccountClient(stack.temporal, stack.settings.task_queue)
+        await baseline_rows(run)
+        for local in ((True,) if args.quick else (True, False)):
+            await service_rows(run, accounts, local)
+        await memory_rows(run, accounts)
+        render(run, args.quick, time.perf_counter() - started)
+    for failure in run.failures:
+        print(f"WRONG: {failure}", file=sys.stderr)
+    return 1 if run.failures or any(row.correct == "NO" for row in run.rows) else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a ~30 s smoke run with small sizes")
+    return asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip finalization: see FACTS.md on the Temporal client's exit abort

@@ -1,0 +1,90 @@
+"""The services one benchmark run uses: a fresh embedded Postgres (fsync on), a file-backed
+Temporal dev server and one worker process, all on this machine, all stopped at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import psycopg
+from temporalio.client import Client
+
+from config import connect_temporal, Settings
+from starter import services
+
+
+@dataclass
+class Stack:
+    database_url: str
+    server_url: str
+    temporal: Client
+    settings: Settings
+    worker: services.WorkerProcess
+    dev_server: services.DevServer
+
+    def durability(self) -> str:
+        with psycopg.connect(self.database_url) as conn:
+            fsync, commit = (conn.execute(f"SHOW {name}").fetchone()[0]
+                             for name in ("fsync", "synchronous_commit"))
+        return f"Postgres fsync={fsync} synchronous_commit={commit}; dev server SQLite file"
+
+    def new_database(self, name: str) -> str:
+        services.create_database(self.server_url, name)
+        return self.server_url.replace("/postgres?", f"/{name}?")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@asynccontextmanager
+async def running_stack(keep: bool = False) -> AsyncIterator[Stack]:
+    """Start Postgres, the dev server and a worker in a temporary folder; stop them after."""
+    root = Path(tempfile.mkdtemp(prefix="billing-bench-"))
+    os.chmod(root, 0o755)  # the embedded Postgres runs as its own user and must reach its data
+    postgres = services.start_postgres(root / "postgres", "billing")
+    dev_server = None
+    worker = None
+    try:
+        port = _free_port()
+        dev_server = services.start_temporal_dev_server(root, port, _free_port(), "default")
+        await asyncio.to_thread(services.wait_for_temporal, dev_server.address, "default", 60, dev_server)
+        settings = Settings(database_url=postgres.url, temporal_address=dev_server.address,
+                            task_queue="billing-bench")
+        env = dict(os.environ, DATABASE_URL=postgres.url, TEMPORAL_ADDRESS=dev_server.address,
+                   BILLING_TASK_QUEUE=settings.task_queue)
+        worker = services.start_worker(env, echo=False)
+        await asyncio.to_thread(worker.wait_ready, 60)
+        server_url = postgres.url.replace("/billing?", "/postgres?")
+        yield Stack(postgres.url, server_url, await connect_temporal(settings), settings, worker,
+                    dev_server)
+    finally:
+        for stop in (worker and worker.stop, dev_server and dev_server.stop, postgres.stop):
+            if stop:
+                stop()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
