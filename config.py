@@ -6,6 +6,14 @@
 | TEMPORAL_ADDRESS     | 127.0.0.1:7233   | Temporal frontend host:port               |
 | TEMPORAL_NAMESPACE   | default          | Temporal namespace                        |
 | BILLING_TASK_QUEUE   | billing          | task queue of the account workflows       |
+| BILLING_DB_ROLE      | billing_writer   | role the worker's queries run as (SET ROLE);|
+|                      |                  | empty: run as the login user               |
+
+TLS: for Postgres, put libpq's settings in DATABASE_URL (``?sslmode=verify-full&sslrootcert=...``)
+or use libpq's own PGSSL* variables. For Temporal, the SDK's standard variables apply:
+TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH, TEMPORAL_TLS_CLIENT_KEY_PATH,
+TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_API_KEY (and
+TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE for a TOML profile).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
 
 
 class ConfigError(RuntimeError):
@@ -27,6 +36,7 @@ class Settings:
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "billing"
+    database_role: str | None = "billing_writer"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -35,6 +45,7 @@ class Settings:
             temporal_address=os.environ.get("TEMPORAL_ADDRESS") or cls.temporal_address,
             temporal_namespace=os.environ.get("TEMPORAL_NAMESPACE") or cls.temporal_namespace,
             task_queue=os.environ.get("BILLING_TASK_QUEUE") or cls.task_queue,
+            database_role=os.environ.get("BILLING_DB_ROLE", cls.database_role) or None,
         )
 
     def require_database_url(self) -> str:
@@ -44,9 +55,9 @@ class Settings:
 
 
 async def connect_temporal(settings: Settings) -> Client:
-    """A Temporal client that speaks JSON via pydantic, so histories read well in the web UI."""
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
+    """A Temporal client that speaks JSON via pydantic, so histories read well in the web UI.
+
+    TLS and API-key settings come from the SDK's standard TEMPORAL_* environment variables."""
+    options = ClientConfig.load_client_connect_config()
+    options.update(target_host=settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(**options, data_converter=pydantic_data_converter)

@@ -45,7 +45,7 @@ async def serve(settings: Settings) -> None:
     database_url = settings.require_database_url()
     applied = await migrate(database_url)
     log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-    pool = open_pool(database_url)
+    pool = open_pool(database_url, role=settings.database_role)
     await pool.open(wait=True)
     try:
         client = await connect_temporal(settings)

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -45,13 +46,22 @@ async def migrate(database_url: str) -> list[str]:
     return names
 
 
-def open_pool(database_url: str, *, max_size: int = 8) -> AsyncConnectionPool:
-    """An unopened pool of autocommit connections; ``await pool.open()`` before use."""
+def open_pool(database_url: str, *, role: str | None = None, max_size: int = 8) -> AsyncConnectionPool:
+    """An unopened pool of autocommit connections; ``await pool.open()`` before use.
+
+    With ``role``, every connection does ``SET ROLE role`` first, so the worker's queries run
+    with only the privileges migration 0002 grants (append and read events, never change them).
+    """
+
+    async def least_privilege(conn: psycopg.AsyncConnection) -> None:
+        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+
     return AsyncConnectionPool(
         database_url,
         min_size=1,
         max_size=max_size,
         kwargs={"autocommit": True},
+        configure=least_privilege if role else None,
         open=False,
         name="billing",
     )

@@ -70,7 +70,17 @@ def db_url(pg_server_url: str, template_url: str) -> str:
 
 @pytest.fixture
 async def pool(db_url: str):
+    """The owner's pool: for tests to inspect and tamper with what the worker wrote."""
     pool = open_pool(db_url)
+    await pool.open(wait=True)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def worker_pool(db_url: str):
+    """The pool the worker uses: every query as ``billing_writer``, with least privilege."""
+    pool = open_pool(db_url, role="billing_writer")
     await pool.open(wait=True)
     yield pool
     await pool.close()
@@ -97,7 +107,7 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-async def worker(client: Client, pool, task_queue: str) -> AsyncIterator[Worker]:
+async def worker(client: Client, worker_pool, task_queue: str) -> AsyncIterator[Worker]:
     """A running worker with every workflow and activity, on this test's task queue."""
-    async with build_worker(client, pool, task_queue) as running:
+    async with build_worker(client, worker_pool, task_queue) as running:
         yield running

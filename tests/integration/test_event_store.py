@@ -44,8 +44,8 @@ EMPTY = AccountState(account_id=ACCOUNT)
 
 
 @pytest.fixture
-def store(pool) -> EventStore:
-    return EventStore(pool)
+def store(worker_pool) -> EventStore:
+    return EventStore(worker_pool)
 
 
 async def open_with(store: EventStore, *events, account_id: str = ACCOUNT, overdraft_limit: int = 0
