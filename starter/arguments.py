@@ -14,7 +14,8 @@ from starter.errors import ExitCode
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_UI_URL = "http://localhost:8233"
 
-DESCRIPTION = "Open, fund, charge, inspect and close accounts of the billing service."
+DESCRIPTION = ("Open, fund, charge, inspect and close accounts of the billing service, and "
+               "reconcile its event log.")
 EPILOG = """\
 examples:
   billing open acme --currency USD --overdraft-limit 10.00
@@ -23,15 +24,17 @@ examples:
   billing balance acme --json
   billing history acme
   billing demo --accounts 5 --operations 200
+  billing check --no-workflows
 
 settings (environment):
   TEMPORAL_ADDRESS    Temporal frontend host:port (default 127.0.0.1:7233)
   TEMPORAL_NAMESPACE  Temporal namespace (default "default")
   BILLING_TASK_QUEUE  task queue of the account workflows (default "billing")
-  DATABASE_URL        the event store, for `history` and the demo's summary
+  DATABASE_URL        the event store, for `history`, `check` and the demo's summary
 
 exit codes:
-  0 done   1 unexpected failure   2 bad arguments or input   3 declined or rejected
+  0 done   1 unexpected failure (`check`: findings)   2 bad arguments, input or settings
+  3 declined or rejected
   4 account not found   5 account already exists   6 Temporal, worker or Postgres unavailable
 """
 
@@ -50,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_options(parser, defaults=True)
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
                                        parser_class=_Parser)
-    for add in (_add_open, _add_money_verbs, _add_balance_and_history, _add_close, _add_demo):
+    for add in (_add_open, _add_money_verbs, _add_balance_and_history, _add_close, _add_demo,
+                _add_check):
         add(subparsers)
     # `up` belongs to starter.devstack: everything after it is passed on untouched.
     subparsers.add_parser("up", add_help=False, help="start the whole stack on this machine "
@@ -99,8 +103,9 @@ examples:
   billing {example} --idempotency-key invoice-42 --description "invoice 42"
   billing {example} --no-wait
 
-Repeating a command with the same --idempotency-key is safe: the account applies it
-once, and answers the repeat with "duplicate".""")
+Repeating a command with the same --idempotency-key is safe: the account records the
+key once, and answers a repeat with "duplicate" and the version that first recorded it
+(applied, declined or rejected: `billing history` shows which).""")
         _account_argument(parser)
         parser.add_argument("amount", metavar="AMOUNT",
                             help="amount in major units of the account's currency, e.g. 12.50")
@@ -139,18 +144,37 @@ examples:
   billing demo
   billing demo --accounts 20 --operations 2000 --currency EUR
 
-Most operations are signals (every tenth waits for its outcome as an update); the demo then
-waits until every account has recorded them all and prints the balances.""")
+The operations go through the client's batching path: concurrent calls to one account
+leave together as one post_batch message (an update if any caller waits for its outcome,
+as every tenth does; else a signal). The demo then waits until every account has recorded
+them all and prints the balances.""")
     parser.add_argument("--accounts", type=positive_int, default=5, metavar="N",
                         help="how many accounts to open (default 5)")
     parser.add_argument("--operations", type=positive_int, default=200, metavar="M",
                         help="how many funds and charges to send (default 200)")
     parser.add_argument("--currency", type=str.upper, default="USD",
                         help="the accounts' currency (default USD)")
-    parser.add_argument("--concurrency", type=positive_int, default=32, metavar="K",
-                        help="at most this many operations in flight (default 32)")
+    parser.add_argument("--concurrency", type=positive_int, default=128, metavar="K",
+                        help="at most this many callers at once; more callers, bigger batches "
+                        "(default 128)")
     parser.add_argument("--ui-url", default=DEFAULT_UI_URL, metavar="URL", help="the Temporal "
                         f"web UI, for the link printed at the end (default {DEFAULT_UI_URL})")
+
+
+def _add_check(subparsers: argparse._SubParsersAction) -> None:
+    parser = add_verb(subparsers, "check", "reconcile the event log with the accounts table and "
+                      "the running workflows (needs DATABASE_URL)", """\
+examples:
+  billing check
+  billing check --no-workflows --json
+  billing check --account acme --account acme-eu
+
+Exit codes: 0 everything reconciles, 1 findings (one line each), 2 usage or configuration
+(DATABASE_URL unset, database not migrated), 6 Postgres or Temporal unavailable.""")
+    parser.add_argument("--no-workflows", action="store_true",
+                        help="check the database only; do not query Temporal")
+    parser.add_argument("--account", dest="accounts", metavar="ID", nargs="+", action="extend",
+                        help="check only these accounts (repeatable)")
 
 
 def _account_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """``billing`` / ``python -m starter``: the command line of the billing service.
 
 This module parses the arguments (grammar in ``starter.arguments``) and dispatches to a verb
-(``starter.verbs``, ``starter.demo``, or ``starter.devstack`` for ``up``). ``run(argv)`` does
+(``starter.verbs``, ``starter.demo``, ``starter.check``, or ``starter.devstack`` for ``up``). ``run(argv)`` does
 the work and returns the exit code, for tests; ``main()`` is the process entry point and ends
 with ``os._exit``.
 """
@@ -28,6 +28,7 @@ VERBS = {
     "open": "starter.verbs:open_account", "fund": "starter.verbs:fund",
     "charge": "starter.verbs:charge", "balance": "starter.verbs:balance",
     "history": "starter.verbs:history", "close": "starter.verbs:close", "demo": "starter.demo:run_demo",
+    "check": "starter.check:check",
 }
 
 
@@ -56,7 +57,7 @@ def _run_verb(args: argparse.Namespace) -> int:
 
     out = Output(args.json, sys.stdout, sys.stderr)
     try:
-        asyncio.run(verb(args.verb)(args, out))
+        code = asyncio.run(verb(args.verb)(args, out))
     except CliError as error:
         out.error(error)
         return error.code
@@ -65,11 +66,12 @@ def _run_verb(args: argparse.Namespace) -> int:
         return 130
     except Exception as error:  # noqa: BLE001 - one line for the user; the traceback on request
         return _unexpected(error, out)
-    return ExitCode.OK
+    return ExitCode.OK if code is None else code
 
 
-def verb(name: str) -> Callable[[argparse.Namespace, Output], Awaitable[None]]:
-    """The coroutine function that does the work of verb ``name``."""
+def verb(name: str) -> Callable[[argparse.Namespace, Output], Awaitable[int | None]]:
+    """The coroutine function that does the work of verb ``name``; it returns nothing when
+    done, or an exit code that is not an error (`check`'s findings)."""
     module, function = VERBS[name].split(":")
     return getattr(import_module(module), function)
 

@@ -2,7 +2,8 @@
 
 Every layer of the starter turns what went wrong (bad input, a declined charge, an unknown
 account, an unreachable server) into a ``CliError``; ``cli.run`` prints it as one
-``error: ...`` line and returns its code.
+``error: ...`` line and returns its code. (``starter.accounts.cli_error`` does it for the
+client's ``BillingError``s.)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ class ExitCode(IntEnum):
 
     OK = 0
     FAILURE = 1  # anything unexpected
+    FINDINGS = 1  # `check` found something that does not reconcile (same code as FAILURE)
     USAGE = 2  # bad arguments or input, missing configuration
     REFUSED = 3  # the account recorded the command but declined or rejected it
     NOT_FOUND = 4  # no such account

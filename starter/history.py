@@ -1,13 +1,15 @@
 """An account's history, read straight from the event log in Postgres (``account_events``).
 
 The log is the source of truth, so ``billing history`` needs no Temporal server, only
-DATABASE_URL. Reads are plain SELECTs; nothing here writes.
+DATABASE_URL. Reads are plain SELECTs; nothing here writes. ``event_log_errors`` is how every
+verb that reads the log reports a database it cannot read.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 from pydantic import BaseModel
@@ -62,14 +64,22 @@ async def count_events(database_url: str, account_ids: list[str]) -> dict[str, i
 
 
 async def _fetch(database_url: str, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    try:
+    with event_log_errors(no_log=ExitCode.NOT_FOUND):
         async with await psycopg.AsyncConnection.connect(
                 database_url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
+
+
+@contextmanager
+def event_log_errors(*, no_log: ExitCode) -> Iterator[None]:
+    """Raise Postgres failures from the block as CliErrors: out of reach (UNAVAILABLE), or no
+    event log yet (``no_log``: to `history` an unknown account, to `check` a setup problem)."""
+    try:
+        yield
     except psycopg.errors.UndefinedTable:
         raise CliError("DATABASE_URL has no event log yet: start the worker once to apply the "
-                       "migrations", ExitCode.NOT_FOUND) from None
+                       "migrations", no_log) from None
     except psycopg.OperationalError as error:
         reason = (str(error).strip() or "no reason given").splitlines()[0]
         raise CliError(f"cannot read the event log at DATABASE_URL ({reason})",

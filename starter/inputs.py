@@ -7,12 +7,11 @@ workflow would refuse, and bad input never reaches a workflow.
 
 from __future__ import annotations
 
-import uuid
-
 from pydantic import ValidationError
 
 from domain.model import AddFunds, Charge, CloseAccount
 from domain.money import MoneyError, to_minor_units
+from starter.client import new_command_id
 from starter.errors import CliError, ExitCode
 from workflows.messages import ADD_FUNDS, AccountWorkflowInput, describe_validation_error
 
@@ -50,7 +49,7 @@ def check_command_fields(kind: str, *, key: str | None, description: str) -> Non
 
 def close_command(*, key: str | None, reason: str) -> CloseAccount:
     try:
-        return CloseAccount(command_id=new_key() if key is None else key, reason=reason)
+        return CloseAccount(command_id=new_command_id() if key is None else key, reason=reason)
     except ValidationError as error:
         raise _invalid("close", error) from None
 
@@ -58,7 +57,7 @@ def close_command(*, key: str | None, reason: str) -> CloseAccount:
 def _validated(kind: str, *, key: str | None, amount: int, description: str) -> AddFunds | Charge:
     model, verb = (AddFunds, "fund") if kind == ADD_FUNDS else (Charge, "charge")
     try:
-        return model(command_id=new_key() if key is None else key, amount=amount,
+        return model(command_id=new_command_id() if key is None else key, amount=amount,
                      description=description)
     except ValidationError as error:
         raise _invalid(verb, error) from None
@@ -68,8 +67,3 @@ def _invalid(verb: str, error: ValidationError) -> CliError:
     """The CliError for a command the domain refused, in the CLI's words."""
     problems = describe_validation_error(error).replace("command_id:", "--idempotency-key:")
     return CliError(f"invalid {verb}: {problems}", ExitCode.USAGE)
-
-
-def new_key() -> str:
-    """A fresh idempotency key, for a command the user did not name."""
-    return str(uuid.uuid4())

@@ -17,6 +17,7 @@ from domain.model import AddFunds, Charge
 from domain.money import format_minor_units
 from starter.errors import CliError
 from starter.history import History
+from starter.reconcile.report import Report
 from workflows.messages import AccountView, CommandOutcome, OpenOutcome
 
 WIDTH_WHEN_PIPED = 160
@@ -62,13 +63,17 @@ def opened(outcome: OpenOutcome) -> tuple[dict[str, Any], str]:
 
 def applied(view: AccountView, command: AddFunds | Charge,
             outcome: CommandOutcome) -> tuple[dict[str, Any], str]:
-    """A fund or charge answered by the account: applied, or a duplicate of an earlier one."""
+    """A fund or charge answered by the account: applied, or a duplicate of an earlier one.
+
+    A duplicate says only where its key was first recorded: that command may have been applied,
+    declined or rejected (the log says which), and it may not even have been this kind."""
     data = {"account_id": view.account_id, "command": command.kind, "amount": command.amount,
             "currency": view.currency, **outcome.model_dump(mode="json")}
     what = f"{_VERBS[command.kind]} {money(command.amount, view.currency)}"
     if outcome.status == "duplicate":
         text = (f"duplicate: idempotency key {outcome.command_id} was already recorded at version "
-                f"{outcome.version}; nothing changed. Balance {money(outcome.balance, view.currency)}")
+                f"{outcome.version}; nothing changed (see `billing history {view.account_id}` for "
+                f"what it came to). Balance {money(outcome.balance, view.currency)}")
     else:
         text = (f"{outcome.status}: {what} on account {view.account_id}. Balance "
                 f"{money(outcome.balance, view.currency)}, version {outcome.version}")
@@ -115,6 +120,22 @@ def history(found: History) -> tuple[dict[str, Any], Group]:
         table.add_row(str(event.version), _utc(event.recorded_at), event.event_type, amount,
                       event.detail, event.command_id or "")
     return found.model_dump(mode="json"), Group(f"account {found.account_id} ({found.currency})", table)
+
+
+def check_report(report: Report) -> tuple[dict[str, Any], Group]:
+    """What `check` looked at, a line per finding, and the verdict."""
+    table = Table(title="billing check", title_justify="left")
+    for name in ("accounts", "events", "workflows", "findings", "seconds"):
+        table.add_column(name, justify="right")
+    table.add_row(str(report.accounts_checked), str(report.events_checked),
+                  str(report.workflows_checked), str(len(report.findings)),
+                  f"{report.elapsed_seconds:.2f}")
+    lines = [finding.line() for finding in report.findings]
+    if report.workflows_busy:
+        lines.append(f"{report.workflows_busy} workflow(s) busy (commands pending or state "
+                     "moving) differed from the log; not counted as findings")
+    lines.append("ok" if report.ok else f"{len(report.findings)} finding(s)")
+    return report.model_dump(mode="json"), Group(table, *lines)
 
 
 def _utc(moment: datetime) -> str:

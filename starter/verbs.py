@@ -63,11 +63,15 @@ async def balance(args: argparse.Namespace, out: Output) -> None:
 
 async def history(args: argparse.Namespace, out: Output) -> None:
     """The account's events, from Postgres rather than Temporal."""
+    out.result(*output.history(await read_history(database_url(), args.account_id)))
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """DATABASE_URL, or a usage error saying it is not set."""
     try:
-        database_url = Settings.from_env().require_database_url()
+        return (settings or Settings.from_env()).require_database_url()
     except ConfigError as error:
         raise CliError(str(error), ExitCode.USAGE) from None
-    out.result(*output.history(await read_history(database_url, args.account_id)))
 
 
 async def close(args: argparse.Namespace, out: Output) -> None:

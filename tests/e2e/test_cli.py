@@ -1,8 +1,8 @@
 """The CLI end to end: the real worker process, and ``python -m starter`` run as a user runs it.
 
-One account's whole life (open, fund, an idempotent charge sent twice, a declined charge, a
-signal, balance, history, close, a charge refused after close), then SIGTERM to the worker,
-which must stop cleanly; and the demo, checked against the event log.
+One account's whole life (open, fund, an idempotent charge sent twice, a declined charge and its
+repeat, a signal, balance, history, close, a charge refused after close), then SIGTERM to the
+worker, which must stop cleanly; and the demo, checked against the event log and by `check`.
 """
 
 from __future__ import annotations
@@ -43,9 +43,12 @@ def test_an_account_from_open_to_close_then_the_worker_stops_on_sigterm(
     assert (first["status"], first["balance"], first["version"]) == ("applied", 1025, 3)
     assert (again["status"], again["balance"], again["version"]) == ("duplicate", 1025, 3)
 
-    declined = cli("charge", ACCOUNT, "100.00")
+    declined = cli("charge", ACCOUNT, "100.00", "--idempotency-key", "inv-2")
     assert "charge of 100.00 USD declined" in failed(declined, 3)
     assert "balance 10.25 USD" in declined.stderr and declined.stdout == ""
+    repeat = ok(cli("charge", ACCOUNT, "100.00", "--idempotency-key", "inv-2"))
+    assert "duplicate: idempotency key inv-2 was already recorded at version 4" in repeat
+    assert f"billing history {ACCOUNT}" in repeat
 
     view = json.loads(ok(cli("balance", ACCOUNT, "--json")))
     expected = {"balance": 1025, "version": 4, "status": "open", "currency": "USD",
@@ -81,13 +84,17 @@ def test_demo_settles_every_account_and_matches_the_event_log(worker_process: Wo
     summary = json.loads(ok(cli("demo", "--accounts", "3", "--operations", "30", "--json")))
     accounts = summary["accounts"]
     assert len(accounts) == 3 and summary["operations"] == 30
-    assert summary["signals"] + summary["updates"] == 30 and summary["signals"] > summary["updates"]
+    assert summary["awaited"] + summary["unawaited"] == 30 and summary["awaited"] == 3
+    assert 3 <= summary["messages"] < 30  # concurrent calls to one account were coalesced
     assert all(a["version"] == 11 and a["pending_commands"] == 0 for a in accounts)
     assert sum(summary["event_counts"].values()) == 33
     assert summary["web_ui"].endswith("/namespaces/default/workflows")
     for account in accounts:
         events = json.loads(ok(cli("history", account["account_id"], "--json")))["events"]
         assert account["balance"] == _balance_from(events)
+    report = json.loads(ok(cli("check", "--json")))
+    assert report["ok"] and (report["accounts_checked"], report["workflows_checked"]) == (3, 3)
+    assert ok(cli("check", "--no-workflows")).rstrip().endswith("ok")
 
 
 def _balance_from(events: list[dict]) -> int:

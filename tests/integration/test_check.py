@@ -1,4 +1,4 @@
-"""``starter check`` against real Postgres and a real Temporal dev server.
+"""``billing check`` (``starter.reconcile``) against real Postgres and a real Temporal dev server.
 
 Each test builds a small healthy ledger through the workflows, then corrupts one thing with
 direct SQL (or terminates a workflow) and expects exactly one kind of finding, naming the
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import pytest
 from psycopg.types.json import Jsonb
 
-from starter.check import Finding, main, reconcile
+from starter import cli
 from starter.client import AccountClient, CommandRejected, InsufficientFunds
+from starter.reconcile import Finding, reconcile
 from workflows.messages import workflow_id
 
 
@@ -200,19 +201,35 @@ async def test_workflow_behind_its_log(ledger, pool, client):
     assert {f.account_id for f in report.findings} == {ledger.overdrawn}
 
 
-def test_cli_exit_codes_and_json(db_url, monkeypatch, capsys):
+def test_cli_exit_codes_and_json(db_url, pg_server_url, monkeypatch, capsys):
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert main(["--no-workflows"]) == 2
+    assert cli.run(["check", "--no-workflows"]) == 2
     assert "DATABASE_URL" in capsys.readouterr().err
 
     monkeypatch.setenv("DATABASE_URL", db_url)
-    assert main(["--no-workflows", "--json"]) == 0
+    assert cli.run(["check", "--no-workflows", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
 
-    assert main(["--no-workflows", "--account", "nobody"]) == 1
+    assert cli.run(["check", "--no-workflows", "--account", "nobody"]) == 1
     assert "account nobody: account expected a log or a row, got None" in capsys.readouterr().out
 
-    assert main(["--bogus"]) == 2
+    assert cli.run(["check", "--bogus"]) == 2
+
+    monkeypatch.setenv("DATABASE_URL", pg_server_url)  # a server without the event log
+    assert cli.run(["check", "--no-workflows"]) == 2
+    assert "no event log yet" in capsys.readouterr().err
+
+
+async def test_cli_compares_the_workflows_too(ledger, db_url, temporal_env, task_queue,
+                                              monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", temporal_env.client.service_client.config.target_host)
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", temporal_env.client.namespace)
+    monkeypatch.setenv("BILLING_TASK_QUEUE", task_queue)
+    # cli.run owns its event loop, as the process does: run it beside this test's loop.
+    code = await asyncio.to_thread(cli.run, ["check", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["workflows_checked"] == 2 and report["ok"]
 
 
 async def test_a_ledger_in_use_reconciles(ledger, accounts, pool, client):

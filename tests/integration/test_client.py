@@ -1,19 +1,26 @@
-"""AccountClient against the real dev server: coalescing, per-caller outcomes, typed errors."""
+"""AccountClient against the real dev server: coalescing, per-caller outcomes, single commands
+under their public names, timeouts, and every failure as a typed error."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from config import Settings
+from domain.model import AddFunds, Charge
 from starter.client import (
     AccountClient,
     AccountExists,
     AccountNotFound,
+    AccountNotRunning,
     CommandRejected,
     InsufficientFunds,
     InvalidCommand,
+    TemporalUnavailable,
+    TemporalUnreachable,
 )
 from workflows.messages import BatchOutcome
 
@@ -66,6 +73,10 @@ async def test_typed_errors(accounts):
         await accounts.open("t", "JPY")
     with pytest.raises(InvalidCommand, match="amount"):
         await accounts.charge("t", 0)
+    with pytest.raises(InvalidCommand, match="command_id"):  # not replaced by a fresh one
+        await accounts.add_funds("t", 5, command_id="")
+    with pytest.raises(InvalidCommand, match="command_id"):
+        await accounts.close("t", command_id="")
     await accounts.close("t", reason="done")
     with pytest.raises(CommandRejected, match="closed"):
         await accounts.add_funds("t", 5)
@@ -104,3 +115,92 @@ async def test_post_batch_signal_records_each_malformed_item(accounts, pool):
             " ORDER BY version")).fetchall()
     assert rows == [("ACCOUNT_CREATED", None), ("FUND_ADDED", "ok"), ("COMMAND_REJECTED", None),
                     ("COMMAND_REJECTED", None), ("FUND_ADDED", "after")]
+
+
+def accepted_updates(history) -> list[str]:
+    return [event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+            for event in history.events
+            if event.HasField("workflow_execution_update_accepted_event_attributes")]
+
+
+def signals(history) -> list[str]:
+    return [event.workflow_execution_signaled_event_attributes.signal_name
+            for event in history.events
+            if event.HasField("workflow_execution_signaled_event_attributes")]
+
+
+async def test_send_one_uses_the_public_message_names(accounts):
+    await accounts.open("one", "USD", overdraft_limit=100)
+    funded = await accounts.send_one("one", AddFunds(command_id="f", amount=50))
+    assert await accounts.send_one("one", Charge(command_id="s", amount=10), wait=False) is None
+    with pytest.raises(InsufficientFunds) as declined:
+        await accounts.send_one("one", Charge(command_id="big", amount=1_000))
+    assert (funded.status, funded.version) == ("applied", 2)
+    assert (declined.value.outcome.status, declined.value.outcome.balance) == ("declined", 40)
+    history = await accounts.handle("one").fetch_history()
+    assert accepted_updates(history) == ["opened", "add_funds", "charge"]
+    assert signals(history) == ["charge"] and accounts.messages_sent == 0
+
+
+async def test_a_repeat_of_a_declined_charge_is_a_duplicate_of_the_decline(accounts):
+    await accounts.open("again", "USD")
+    with pytest.raises(InsufficientFunds):
+        await accounts.send_one("again", Charge(command_id="k", amount=5))
+    await accounts.add_funds("again", 100)
+    repeat = await accounts.send_one("again", Charge(command_id="k", amount=5))
+    assert (repeat.status, repeat.version, repeat.balance) == ("duplicate", 2, 100)
+
+
+async def test_unknown_accounts_are_typed_on_every_path(accounts):
+    with pytest.raises(AccountNotFound, match="account ghost not found"):
+        await accounts.send_one("ghost", AddFunds(command_id="a", amount=1))
+    with pytest.raises(AccountNotFound):
+        await accounts.send_one("ghost", AddFunds(command_id="b", amount=1), wait=False)
+    with pytest.raises(AccountNotFound):
+        await accounts.charge("ghost", 1)
+    with pytest.raises(AccountNotFound):
+        await accounts.close("ghost")
+
+
+async def test_no_worker_means_temporal_unavailable_within_the_rpc_timeout(client, task_queue):
+    lonely = AccountClient(client, f"{task_queue}-nobody", rpc_timeout=0.5)
+    with pytest.raises(TemporalUnavailable, match="Its workflow has started") as opening:
+        await lonely.open("lonely", "USD")
+    assert f"task queue '{task_queue}-nobody'" in str(opening.value)
+    try:
+        with pytest.raises(TemporalUnavailable) as update:
+            await lonely.send_one("lonely", AddFunds(command_id="k", amount=1))
+        assert update.value.command_id == "k"
+        with pytest.raises(TemporalUnavailable):
+            await lonely.add_funds("lonely", 1)
+        with pytest.raises(TemporalUnavailable):
+            await lonely.state("lonely")
+    finally:
+        await lonely.handle("lonely").terminate(reason="test done")
+
+
+async def test_wait_for_returns_the_view_or_gives_up(accounts):
+    await accounts.open("w", "USD")
+    await accounts.add_funds("w", 7, wait=False)
+    view = await accounts.wait_for("w", lambda v: v.balance == 7, timeout=10)
+    assert view.version == 2
+    with pytest.raises(TemporalUnavailable, match="balance 8 did not happen within 0.2s"):
+        await accounts.wait_for("w", lambda v: v.balance == 8, timeout=0.2, what="balance 8")
+
+
+async def test_an_ended_workflow_is_reported_only_when_a_running_one_is_asked_for(accounts):
+    await accounts.open("ended", "USD")
+    await accounts.handle("ended").terminate(reason="test")
+    with pytest.raises(AccountNotRunning) as ended:
+        await accounts.state("ended", running_only=True)
+    assert ended.value.status == "TERMINATED"
+
+
+async def test_connect_to_nothing_is_temporal_unreachable():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(TemporalUnreachable) as unreachable:
+        await AccountClient.connect(Settings(database_url=None, temporal_address=address),
+                                    rpc_timeout=5)
+    assert unreachable.value.address == address

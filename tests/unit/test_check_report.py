@@ -1,10 +1,12 @@
-"""The parts of ``starter check`` that need no database: the per-account fold, the report."""
+"""The parts of ``billing check`` that need no database: the per-account fold, the report, its
+output and its arguments."""
 
 from __future__ import annotations
 
 import json
 
-from starter.check import Finding, LogFold, Report, build_parser
+from starter import cli, output
+from starter.reconcile import Finding, LogFold, Report
 
 
 def created(account_id: str = "a", overdraft_limit: int = 0) -> tuple:
@@ -81,6 +83,18 @@ def test_report_summary_lines_and_json():
     assert Report().ok
 
 
+def test_report_output_has_a_line_per_finding_and_the_verdict():
+    finding = Finding(account_id="a", field="events", expected=2, actual=0)
+    data, text = output.check_report(Report(findings=[finding], workflows_busy=1))
+    lines = [str(item) for item in text.renderables[1:]]
+    assert lines[0] == "account a: events expected 2, got 0"
+    assert "1 workflow(s) busy" in lines[1] and lines[-1] == "1 finding(s)"
+    assert data["ok"] is False and data["findings"][0]["field"] == "events"
+    assert [str(item) for item in output.check_report(Report())[1].renderables[1:]] == ["ok"]
+
+
 def test_account_option_takes_several_ids_and_repeats():
-    args = build_parser().parse_args(["--account", "a", "b", "--account", "c", "--json"])
+    args, _ = cli.parse(["check", "--account", "a", "b", "--account", "c", "--json"])
     assert args.accounts == ["a", "b", "c"] and args.json and not args.no_workflows
+    args, _ = cli.parse(["--json", "check", "--no-workflows"])
+    assert args.accounts is None and args.json and args.no_workflows

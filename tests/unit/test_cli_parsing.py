@@ -12,14 +12,27 @@ import uuid
 
 import pytest
 
-from domain.model import AddFunds, Charge
+from domain.model import AddFunds, Charge, CloseAccount
 import starter
-from starter import cli
+from starter import cli, output
+from starter.accounts import cli_error
+from starter.client import (
+    AccountExists,
+    AccountNotFound,
+    AccountNotRunning,
+    BillingError,
+    CommandRejected,
+    InsufficientFunds,
+    InvalidCommand,
+    NamespaceNotFound,
+    TemporalUnavailable,
+    TemporalUnreachable,
+)
 from starter.demo import UPDATE_EVERY, plan
 from starter.errors import CliError, ExitCode
 from starter.inputs import check_command_fields, close_command, money_command, open_input, parse_amount
 from starter.output import money
-from workflows.messages import ADD_FUNDS, CHARGE
+from workflows.messages import ADD_FUNDS, CHARGE, AccountView, CommandOutcome, OpenOutcome
 
 
 def parse(*argv: str):
@@ -65,7 +78,7 @@ def test_an_option_given_before_the_verb_is_not_reset_by_the_verb() -> None:
 
 def test_demo_defaults() -> None:
     args = parse("demo")
-    assert (args.accounts, args.operations, args.currency, args.concurrency) == (5, 200, "USD", 32)
+    assert (args.accounts, args.operations, args.currency, args.concurrency) == (5, 200, "USD", 128)
     assert args.ui_url == "http://localhost:8233"
 
 
@@ -78,6 +91,8 @@ def test_demo_defaults() -> None:
     (["--timeout", "0", "balance", "acme"], "--timeout"),
     (["demo", "--accounts", "0"], "--accounts"),
     (["demo", "--operations", "-3"], "--operations"),
+    (["check", "--account"], "--account"),
+    (["check", "acme"], "unrecognized arguments: acme"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(argv: list[str], message: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,10 +100,18 @@ def test_usage_errors_are_one_line_and_exit_2(argv: list[str], message: str,
     assert message in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("verb", ["", "open", "fund", "charge", "balance", "history", "close", "demo"])
+@pytest.mark.parametrize("verb", ["", "open", "fund", "charge", "balance", "history", "close",
+                                  "demo", "check"])
 def test_every_verb_has_help_with_examples(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.run([verb, "--help"] if verb else ["--help"]) == 0
     assert "examples:\n  billing " in capsys.readouterr().out
+
+
+def test_the_top_level_help_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.run(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"    {verb} " in listed for verb in [*cli.VERBS, "up"])
+    assert "billing check --no-workflows" in listed
 
 
 def test_up_passes_everything_after_it_to_devstack(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,6 +197,13 @@ def test_history_needs_database_url(monkeypatch: pytest.MonkeyPatch,
     assert "DATABASE_URL is not set" in one_error_line(capsys)
 
 
+def test_check_needs_database_url(monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert cli.run(["check", "--no-workflows", "--json"]) == ExitCode.USAGE
+    assert "DATABASE_URL is not set" in one_error_line(capsys)
+
+
 def test_unreachable_temporal_names_the_address(monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as probe:  # a port nobody listens on
@@ -195,3 +225,55 @@ def test_demo_plan_spreads_operations_funds_each_account_first_and_mostly_signal
     assert sum(op.wait for op in operations) == 100 // UPDATE_EVERY
     assert len({op.command.command_id for op in operations}) == 100
     assert all(100 <= op.command.amount <= 5000 for op in operations)
+
+
+# --- the client's errors, in the CLI's words ------------------------------------------------
+
+VIEW = AccountView(account_id="acme", currency="USD", balance=1025, version=4, status="open",
+                   overdraft_limit=500)
+CHARGE_100 = Charge(command_id="k-1", amount=10_000)
+
+
+def outcome(status: str, reason: str) -> CommandOutcome:
+    return CommandOutcome(command_id="k-1", status=status, reason=reason, balance=1025, version=5)
+
+
+@pytest.mark.parametrize("error, code, words", [
+    (TemporalUnreachable("127.0.0.1:1", "Connection refused"), ExitCode.UNAVAILABLE,
+     "cannot reach Temporal at TEMPORAL_ADDRESS=127.0.0.1:1 (Connection refused)"),
+    (TemporalUnavailable("account acme did not answer", command_id="k-1"), ExitCode.UNAVAILABLE,
+     "repeat it with --idempotency-key k-1"),
+    (InsufficientFunds(outcome("declined", "insufficient funds")), ExitCode.REFUSED,
+     "charge of 100.00 USD declined for account acme: insufficient funds (balance 10.25 USD, "
+     "overdraft limit 5.00 USD)"),
+    (CommandRejected(outcome("rejected", "account is closed")), ExitCode.REFUSED,
+     "charge rejected by account acme: account is closed"),
+    (AccountNotFound("account acme not found"), ExitCode.NOT_FOUND, "account acme not found"),
+    (AccountExists("account acme already exists"), ExitCode.EXISTS, "already exists"),
+    (InvalidCommand("amount: too big"), ExitCode.USAGE, "invalid charge: amount: too big"),
+    (NamespaceNotFound("Temporal namespace 'x' not found"), ExitCode.USAGE, "(TEMPORAL_NAMESPACE)"),
+    (AccountNotRunning("acme", "TERMINATED"), ExitCode.FAILURE, "not running (TERMINATED)"),
+    (BillingError("account acme: Temporal refused the call"), ExitCode.FAILURE, "refused the call"),
+])
+def test_every_client_error_has_its_exit_code(error: BillingError, code: ExitCode,
+                                              words: str) -> None:
+    mapped = cli_error(error, VIEW, CHARGE_100)
+    assert mapped.code == code and words in mapped.message
+
+
+def test_refusals_and_restarted_accounts_carry_their_details() -> None:
+    refused = cli_error(CommandRejected(outcome("rejected", "account is closed")), VIEW,
+                        CloseAccount(command_id="c"))
+    assert refused.details["outcome"]["status"] == "rejected"
+    restarted = cli_error(AccountExists("account acme already exists: ...",
+                                        OpenOutcome(created=False, account=VIEW)))
+    assert restarted.details["account"]["version"] == 4
+    assert cli_error(TemporalUnavailable("no answer")).details == {"command_id": None}
+
+
+def test_a_duplicate_says_where_its_key_was_recorded_not_that_it_was_applied() -> None:
+    repeat = CommandOutcome(command_id="k-1", status="duplicate", balance=1025, version=3)
+    data, text = output.applied(VIEW, CHARGE_100, repeat)
+    assert data["status"] == "duplicate" and data["version"] == 3
+    assert "k-1 was already recorded at version 3; nothing changed" in text
+    assert "billing history acme" in text and "applied" not in text

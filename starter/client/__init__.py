@@ -1,0 +1,30 @@
+"""The typed async client of the account workflows, for services and for the CLI alike.
+
+    client = await AccountClient.connect(Settings.from_env(), rpc_timeout=10)
+    await client.open("acme", "USD")
+    outcome = await client.charge("acme", 1250, command_id="invoice-42")
+
+``AccountClient`` (``account_client``) makes every Temporal call; what it raises is a
+``BillingError`` subclass (``errors``); concurrent calls are coalesced by ``batches``.
+"""
+
+from starter.client.account_client import AccountClient, new_command_id
+from starter.client.errors import (
+    AccountExists,
+    AccountNotFound,
+    AccountNotRunning,
+    BillingError,
+    CommandRefused,
+    CommandRejected,
+    InsufficientFunds,
+    InvalidCommand,
+    NamespaceNotFound,
+    TemporalUnavailable,
+    TemporalUnreachable,
+)
+
+__all__ = [
+    "AccountClient", "AccountExists", "AccountNotFound", "AccountNotRunning", "BillingError",
+    "CommandRefused", "CommandRejected", "InsufficientFunds", "InvalidCommand",
+    "NamespaceNotFound", "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
+]

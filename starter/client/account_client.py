@@ -1,0 +1,241 @@
+"""``AccountClient``: every call to the account workflows, typed in and out.
+
+Commands are validated locally with the domain's own models, so a malformed one is refused
+before it is sent. Two ways to send a fund or charge:
+
+- ``add_funds``/``charge``/``submit`` coalesce concurrent calls to one account into
+  ``post_batch`` messages (``starter.client.batches``): the path for services under load;
+- ``send_one`` sends one command as its own ``add_funds``/``charge`` update (or signal), the
+  documented one-command contract, as the CLI does.
+
+With ``rpc_timeout``, every call is bounded; a call that runs out of time, like every other
+Temporal failure, surfaces as a ``BillingError`` subclass (``starter.client.errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import timedelta
+from typing import Any, Awaitable, Callable, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from config import Settings, connect_temporal
+from domain.model import AddFunds, Charge, CloseAccount
+from starter.client.batches import Batcher
+from starter.client.errors import (
+    AccountExists,
+    Endpoint,
+    InvalidCommand,
+    TemporalUnavailable,
+    TemporalUnreachable,
+)
+from workflows.messages import (
+    CLOSE,
+    MAX_BATCH_COMMANDS,
+    POST_BATCH,
+    WORKFLOW_TYPE,
+    AccountView,
+    AccountWorkflowInput,
+    BatchOutcome,
+    CommandOutcome,
+    OpenOutcome,
+    describe_validation_error,
+    workflow_id,
+)
+
+POLL_INTERVAL = 0.1
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class AccountClient:
+    """Open, fund, charge, close and inspect accounts. One instance per process is plenty.
+
+    ``task_queue`` is needed only to open accounts; ``rpc_timeout`` (seconds) bounds each call,
+    an update included, and is the default patience of ``wait_for``."""
+
+    def __init__(self, client: Client, task_queue: str | None = None, *,
+                 rpc_timeout: float | None = None, max_in_flight: int = 2,
+                 max_batch: int = MAX_BATCH_COMMANDS) -> None:
+        self.temporal = client
+        self._task_queue = task_queue
+        self._timeout = rpc_timeout
+        self._endpoint = Endpoint(client.service_client.config.target_host, client.namespace,
+                                  task_queue, rpc_timeout)
+        self._batches = Batcher(self._send_batch, max_in_flight=max_in_flight, max_batch=max_batch)
+        self.messages_sent = 0
+        """How many ``post_batch`` messages the coalescing path has sent."""
+
+    @classmethod
+    async def connect(cls, settings: Settings, *, rpc_timeout: float | None = None,
+                      **options: Any) -> "AccountClient":
+        """Connect as ``settings`` say; ``TemporalUnreachable`` when the server does not answer."""
+        try:
+            client = await asyncio.wait_for(connect_temporal(settings), rpc_timeout)
+        except (RuntimeError, RPCError, asyncio.TimeoutError) as error:
+            raise TemporalUnreachable(settings.temporal_address, _connect_reason(error)) from error
+        return cls(client, settings.task_queue, rpc_timeout=rpc_timeout, **options)
+
+    def handle(self, account_id: str) -> WorkflowHandle:
+        """The account's workflow, for what this client does not wrap (history, terminate)."""
+        return self.temporal.get_workflow_handle(workflow_id(account_id))
+
+    async def open(self, account_id: str, currency: str, overdraft_limit: int = 0,
+                   **options: Any) -> OpenOutcome:
+        """Start the account's workflow and wait until it is open. Raises ``AccountExists``."""
+        start = _validated(_start_input, account_id=account_id, currency=currency,
+                           overdraft_limit=overdraft_limit, **options)
+        if self._task_queue is None:
+            raise ValueError("this AccountClient was made without a task queue: it cannot open accounts")
+        handle = await self._call(account_id, self.temporal.start_workflow(
+            WORKFLOW_TYPE, start, id=workflow_id(account_id), task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, rpc_timeout=self._rpc_timeout))
+        try:
+            outcome = await self._call(account_id, handle.execute_update(
+                "opened", result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
+        except TemporalUnavailable as error:
+            if isinstance(error, TemporalUnreachable):
+                raise
+            raise TemporalUnavailable(f"{error} Its workflow has started, and opens the account "
+                                      "as soon as a worker runs it.") from error
+        if not outcome.created:
+            raise AccountExists(f"account {account_id} already exists: its event log holds "
+                                f"{outcome.account.version} event(s); its workflow is running "
+                                "again", outcome)
+        return outcome
+
+    async def state(self, account_id: str, *, running_only: bool = False) -> AccountView:
+        """The account as its workflow sees it (the ``state`` query). With ``running_only``, a
+        workflow that has ended raises ``AccountNotRunning`` instead of answering from its
+        history."""
+        reject = QueryRejectCondition.NOT_OPEN if running_only else None
+        return await self._call(account_id, self.handle(account_id).query(
+            "state", result_type=AccountView, rpc_timeout=self._rpc_timeout,
+            reject_condition=reject))
+
+    async def wait_for(self, account_id: str, predicate: Callable[[AccountView], bool], *,
+                       timeout: float | None = None, what: str = "the awaited state") -> AccountView:
+        """Poll ``state`` until ``predicate(view)``; ``TemporalUnavailable`` after ``timeout``
+        seconds (default: the rpc timeout; without either, wait as long as it takes)."""
+        limit = self._timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if limit is None else loop.time() + limit
+        while not predicate(view := await self.state(account_id)):
+            if deadline is not None and loop.time() > deadline:
+                raise TemporalUnavailable(
+                    f"account {account_id}: {what} did not happen within {limit:g}s (now at "
+                    f"version {view.version}, {view.pending_commands} pending)")
+            await asyncio.sleep(POLL_INTERVAL)
+        return view
+
+    async def add_funds(self, account_id: str, amount: int, *, command_id: str | None = None,
+                        description: str = "", wait: bool = True) -> CommandOutcome | None:
+        """Credit ``amount`` minor units, coalesced with concurrent calls. With ``wait=False``,
+        return once the account has received the command, without its outcome."""
+        command = _validated(AddFunds, command_id=_or_new(command_id), amount=amount,
+                             description=description)
+        return await self.submit(account_id, command, wait=wait)
+
+    async def charge(self, account_id: str, amount: int, *, command_id: str | None = None,
+                     description: str = "", wait: bool = True) -> CommandOutcome | None:
+        """Debit ``amount`` minor units, coalesced; raises ``InsufficientFunds`` when declined."""
+        command = _validated(Charge, command_id=_or_new(command_id), amount=amount,
+                             description=description)
+        return await self.submit(account_id, command, wait=wait)
+
+    async def submit(self, account_id: str, command: AddFunds | Charge, *,
+                     wait: bool = True) -> CommandOutcome | None:
+        """Queue ``command``; it leaves with the account's next ``post_batch`` message."""
+        return await self._batches.submit(account_id, command, wait)
+
+    async def send_one(self, account_id: str, command: AddFunds | Charge, *,
+                       wait: bool = True) -> CommandOutcome | None:
+        """Send ``command`` alone, as the ``add_funds`` or ``charge`` update that answers with
+        its outcome, or (``wait=False``) as the signal of that name."""
+        payload = command.model_dump(mode="json", exclude={"kind"})
+        handle = self.handle(account_id)
+        if not wait:
+            await self._call(account_id, handle.signal(
+                command.kind, payload, rpc_timeout=self._rpc_timeout), command.command_id)
+            return None
+        return await self._call(account_id, handle.execute_update(
+            command.kind, payload, result_type=CommandOutcome, rpc_timeout=self._rpc_timeout),
+            command.command_id)
+
+    async def close(self, account_id: str, *, command_id: str | None = None,
+                    reason: str = "") -> str:
+        """Signal ``close``; the account records it after every command received before it.
+        Returns the close command's id."""
+        command = _validated(CloseAccount, command_id=_or_new(command_id), reason=reason)
+        payload = command.model_dump(mode="json", exclude={"kind"})
+        await self._call(account_id, self.handle(account_id).signal(
+            CLOSE, payload, rpc_timeout=self._rpc_timeout), command.command_id)
+        return command.command_id
+
+    async def _send_batch(self, account_id: str, commands: list[AddFunds | Charge],
+                          wait: bool) -> list[CommandOutcome] | None:
+        """One ``post_batch`` message: an update when ``wait``, else a signal."""
+        body = {"commands": [command.model_dump(mode="json") for command in commands]}
+        handle = self.handle(account_id)
+        self.messages_sent += 1
+        if not wait:
+            await self._call(account_id, handle.signal(POST_BATCH, body, rpc_timeout=self._rpc_timeout))
+            return None
+        result = await self._call(account_id, handle.execute_update(
+            POST_BATCH, body, result_type=BatchOutcome, rpc_timeout=self._rpc_timeout))
+        return result.outcomes
+
+    async def _call(self, account_id: str, call: Awaitable[T], command_id: str | None = None) -> T:
+        """Await one Temporal call within the timeout; its failures become BillingErrors."""
+        try:
+            return await asyncio.wait_for(call, self._timeout)
+        except Exception as error:
+            translated = self._endpoint.translate(error, account_id, command_id)
+            if translated is error:
+                raise
+            raise translated from error
+
+    @property
+    def _rpc_timeout(self) -> timedelta | None:
+        return None if self._timeout is None else timedelta(seconds=self._timeout)
+
+
+def new_command_id() -> str:
+    """A fresh idempotency key, for a command the caller did not name."""
+    return str(uuid.uuid4())
+
+
+def _or_new(command_id: str | None) -> str:
+    """The caller's key, or a fresh one if none was given. An empty key is the caller's, and
+    invalid: replacing it would apply a retry under that key twice."""
+    return new_command_id() if command_id is None else command_id
+
+
+def _validated(build: Callable[..., M], **fields: Any) -> M:
+    """``build(**fields)``, a domain model; ``InvalidCommand`` with every problem if it refuses."""
+    try:
+        return build(**fields)
+    except ValidationError as error:
+        raise InvalidCommand(describe_validation_error(error)) from None
+
+
+def _start_input(**fields: Any) -> AccountWorkflowInput:
+    """The start input, checked as the workflow will check it (its ``open_command``)."""
+    start = AccountWorkflowInput(**fields)
+    start.open_command()
+    return start
+
+
+def _connect_reason(error: BaseException) -> str:
+    """The useful part of the SDK's connection error, e.g. ``Connection refused``."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "timed out"
+    found = re.search(r'message: "([^"]+)"', str(error))
+    return found.group(1) if found else str(error)

@@ -1,0 +1,87 @@
+"""``LogFold``: one account's log folded event by event with the domain's own ``evolve``,
+recording what is wrong with the log itself (gaps, events that do not parse, impossible orders,
+a running balance past the overdraft limit)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from activities.event_store import event_from_row
+from domain.model import (
+    AccountCreated,
+    AccountState,
+    AccountStatus,
+    CommandRejected,
+    Event,
+    evolve,
+)
+from starter.reconcile.report import Finding
+
+_COMMANDS_KEPT = 64
+"""The fold forgets command ids past this many: ``evolve`` copies ``recent_commands`` on every
+event, and the check needs none of them (duplicates are found in SQL), so a long log stays linear."""
+
+
+class LogFold:
+    """Folds one account's rows with ``evolve`` and records what is wrong with the log itself.
+
+    Once the log is found broken (a gap, an event that does not parse, an impossible order),
+    the rest of it is skipped and ``state`` is not compared with anything: it would only
+    repeat the same problem as differences."""
+
+    __slots__ = ("account_id", "state", "broken", "findings", "_overdrawn")
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self.state = AccountState(account_id=account_id)
+        self.broken = False
+        self.findings: list[Finding] = []
+        self._overdrawn = False
+
+    def add(self, version: int, event_type: str, payload: dict, command_id: str | None) -> None:
+        if self.broken:
+            return
+        state = self.state
+        if version != state.version + 1:
+            return self._break("versions", state.version + 1, version, "gap or repeat in the log")
+        try:
+            event = event_from_row(event_type, payload, command_id)
+        except ValidationError as error:
+            return self._break("event", "a valid event", event_type,
+                               f"version {version} does not parse: {error.error_count()} error(s)")
+        problem = _out_of_order(state, event, self.account_id)
+        if problem:
+            return self._break("event", problem[0], event_type, f"version {version}: {problem[1]}")
+        state = evolve(state, event)
+        if len(state.recent_commands) > _COMMANDS_KEPT:
+            state = state.model_copy(update={"recent_commands": {}})
+        if state.balance < -state.overdraft_limit and not self._overdrawn:
+            self._overdrawn = True  # report the first time only; the rest follow from it
+            self.findings.append(Finding(
+                account_id=self.account_id, field="running_balance",
+                expected=f">= {-state.overdraft_limit}", actual=state.balance,
+                detail=f"after {event_type} at version {version}"))
+        self.state = state
+
+    def _break(self, field: str, expected: Any, actual: Any, detail: str) -> None:
+        self.broken = True
+        self.findings.append(Finding(account_id=self.account_id, field=field,
+                                     expected=expected, actual=actual, detail=detail))
+
+
+def _out_of_order(state: AccountState, event: Event, account_id: str) -> tuple[str, str] | None:
+    """Why ``event`` cannot follow ``state`` in a log that ``decide`` wrote, or None."""
+    creates = isinstance(event, AccountCreated)
+    if state.exists:
+        if creates:
+            return "no second ACCOUNT_CREATED", "the account was already created"
+        if state.status is AccountStatus.CLOSED and not isinstance(event, CommandRejected):
+            return "COMMAND_REJECTED", "only rejections may follow ACCOUNT_CLOSED"
+        return None
+    if not creates:
+        return "ACCOUNT_CREATED", "the log must start with ACCOUNT_CREATED"
+    if event.account_id != account_id:
+        return account_id, f"ACCOUNT_CREATED names account {event.account_id}"
+    return None
