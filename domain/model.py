@@ -166,9 +166,21 @@ class AccountStatus(StrEnum):
     CLOSED = "closed"
 
 
+class PriorOutcome(BaseModel):
+    """What a remembered command came to, when that was not simply "applied": kept so a retry
+    under the same id gets the same answer. ``unknown`` marks ids learned from the log's unique
+    key, whose outcome the state never saw."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["declined", "rejected", "unknown"]
+    reason: str = ""
+
+
 class AccountState(BaseModel):
     """Everything needed to decide the next command; also the snapshot carried across
-    continue-as-new. ``recent_commands`` maps recent command ids to the version that recorded them."""
+    continue-as-new. ``recent_commands`` maps recent command ids to the version that recorded them;
+    ``recent_outcomes`` holds what those among them that were not simply applied came to."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -179,6 +191,7 @@ class AccountState(BaseModel):
     version: int = 0
     status: AccountStatus = AccountStatus.OPEN
     recent_commands: dict[str, int] = Field(default_factory=dict)
+    recent_outcomes: dict[str, PriorOutcome] = Field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -188,11 +201,13 @@ class AccountState(BaseModel):
 @dataclass(frozen=True)
 class Decision:
     """What one command came to: its events (none for a duplicate), and the account's balance
-    and version right after it. For a duplicate, ``version`` is the event that first recorded it."""
+    and version right after it. For a duplicate, ``version`` is the event that first recorded it
+    and ``prior`` what it came to then, unless it was simply applied."""
 
     events: list[Event]
     balance: int
     version: int
+    prior: PriorOutcome | None = None
 
 
 def decide(state: "AccountState | _Draft", command: Command) -> list[Event]:
@@ -244,9 +259,14 @@ def decide_batch(state: AccountState, commands: list[Command]) -> tuple[list[Dec
         events = decide(draft, command)
         for event in events:
             draft.apply(event)
-        version = draft.version if events else draft.recent_commands.get(
-            getattr(command, "command_id", None), draft.version)
-        decisions.append(Decision(events=events, balance=draft.balance, version=version))
+        if events:
+            decisions.append(Decision(events=events, balance=draft.balance, version=draft.version))
+            continue
+        command_id = getattr(command, "command_id", None)
+        decisions.append(Decision(
+            events=events, balance=draft.balance,
+            version=draft.recent_commands.get(command_id, draft.version),
+            prior=draft.recent_outcomes.get(command_id)))
     return decisions, draft.freeze()
 
 
@@ -269,6 +289,7 @@ def remember_commands(state: AccountState, recorded: dict[str, int]) -> AccountS
     draft = _Draft.of(state)
     for command_id, version in recorded.items():
         draft.remember(command_id, version)
+        draft.recent_outcomes[command_id] = PriorOutcome(status="unknown")
     return draft.freeze()
 
 
@@ -287,11 +308,13 @@ class _Draft:
     version: int
     status: AccountStatus
     recent_commands: dict[str, int]
+    recent_outcomes: dict[str, PriorOutcome]
 
     @classmethod
     def of(cls, state: AccountState) -> "_Draft":
         return cls(state.account_id, state.currency, state.overdraft_limit, state.balance,
-                   state.version, state.status, dict(state.recent_commands))
+                   state.version, state.status, dict(state.recent_commands),
+                   dict(state.recent_outcomes))
 
     @property
     def exists(self) -> bool:
@@ -311,6 +334,10 @@ class _Draft:
             self.status = AccountStatus.CLOSED
         if event.command_id is not None:
             self.remember(event.command_id, self.version)
+            if isinstance(event, ChargeDeclined):
+                self.recent_outcomes[event.command_id] = PriorOutcome(status="declined", reason=event.reason)
+            elif isinstance(event, CommandRejected):
+                self.recent_outcomes[event.command_id] = PriorOutcome(status="rejected", reason=event.reason)
 
     def remember(self, command_id: str, version: int) -> None:
         self.recent_commands.pop(command_id, None)  # re-inserted as the newest
@@ -324,12 +351,14 @@ class _Draft:
             account_id=self.account_id, currency=self.currency,
             overdraft_limit=self.overdraft_limit, balance=self.balance, version=self.version,
             status=self.status, recent_commands=self.recent_commands,
+            recent_outcomes=self.recent_outcomes,
         )
 
     def _forget_oldest(self) -> None:
         excess = len(self.recent_commands) - RECENT_COMMANDS_KEPT
         for command_id in list(islice(self.recent_commands, max(excess, 0))):
             del self.recent_commands[command_id]
+            self.recent_outcomes.pop(command_id, None)
 
 
 def _rejected(command: AddFunds | Charge | CloseAccount, reason: str) -> CommandRejected:

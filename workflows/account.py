@@ -317,15 +317,20 @@ def _validate(kind: str, raw: Any) -> None:
 
 def _outcome(command: Command, decision: Decision) -> CommandOutcome:
     """Translate the core's decision into the answer an update caller receives."""
-    status, reason = "applied", ""
+    command_id = getattr(command, "command_id", None)
     if not decision.events:
-        status = "duplicate"
-    elif isinstance(decision.events[-1], ChargeDeclined):
+        prior = decision.prior
+        original = "applied" if prior is None else None if prior.status == "unknown" else prior.status
+        return CommandOutcome(
+            command_id=command_id, status="duplicate", reason=prior.reason if prior else "",
+            balance=decision.balance, version=decision.version, original_status=original)
+    status, reason = "applied", ""
+    if isinstance(decision.events[-1], ChargeDeclined):
         status, reason = "declined", decision.events[-1].reason
     elif isinstance(decision.events[-1], CommandRejected):
         status, reason = "rejected", decision.events[-1].reason
-    return CommandOutcome(command_id=getattr(command, "command_id", None), status=status,
-                          reason=reason, balance=decision.balance, version=decision.version)
+    return CommandOutcome(command_id=command_id, status=status, reason=reason,
+                          balance=decision.balance, version=decision.version)
 
 
 def _is_version_conflict(error: ActivityError) -> bool:

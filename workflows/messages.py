@@ -69,14 +69,20 @@ class AccountWorkflowInput(BaseModel):
 
 class CommandOutcome(BaseModel):
     """What happened to one command. ``version`` is the event that recorded it and ``balance``
-    the balance right after it. For a ``duplicate``, ``version`` is the event that first recorded
-    the command id (look it up in the log for what it was) and ``balance`` is today's balance."""
+    the balance right after it.
+
+    A ``duplicate`` (a command id seen before) changes nothing: ``version`` is the event that
+    first recorded the id, ``balance`` today's balance, and ``original_status`` (with
+    ``reason``) what the first command came to, so a caller that lost the first answer learns
+    it. ``original_status`` is None only for an id older than the account's memory; the event
+    at ``version`` in the log tells."""
 
     command_id: str | None
     status: Literal["applied", "declined", "rejected", "duplicate"]
     reason: str = ""
     balance: int
     version: int
+    original_status: Literal["applied", "declined", "rejected"] | None = None
 
 
 class AccountView(BaseModel):

@@ -164,9 +164,24 @@ async def test_an_update_repeating_a_signal_is_reported_as_a_duplicate(client, t
     again = await update(handle, "charge", charge("c1", 30))
     again_fund = await update(handle, "add_funds", fund("f1", 100))
 
-    assert again == CommandOutcome(command_id="c1", status="duplicate", balance=70, version=3)
-    assert again_fund == CommandOutcome(command_id="f1", status="duplicate", balance=70, version=2)
+    assert again == CommandOutcome(command_id="c1", status="duplicate", balance=70, version=3,
+                                   original_status="applied")
+    assert again_fund == CommandOutcome(command_id="f1", status="duplicate", balance=70, version=2,
+                                        original_status="applied")
     assert await count_events(pool, account) == 3
+
+
+async def test_a_retried_declined_charge_learns_it_was_declined(client, task_queue, worker, pool):
+    account = new_account_id()
+    handle = await start_account(client, task_queue, account)
+    await handle.signal("charge", charge("big", 500))  # declined: the caller never saw why
+    await wait_settled(handle, version=2)
+
+    again = await update(handle, "charge", charge("big", 500))
+
+    assert again.status == "duplicate" and again.original_status == "declined"
+    assert again.reason.startswith("insufficient funds") and again.version == 2
+    assert await count_events(pool, account) == 2
 
 
 # --- malformed input --------------------------------------------------------------------------
