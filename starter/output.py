@@ -65,15 +65,19 @@ def applied(view: AccountView, command: AddFunds | Charge,
             outcome: CommandOutcome) -> tuple[dict[str, Any], str]:
     """A fund or charge answered by the account: applied, or a duplicate of an earlier one.
 
-    A duplicate says only where its key was first recorded: that command may have been applied,
-    declined or rejected (the log says which), and it may not even have been this kind."""
+    A duplicate says where its key was first recorded and, when the account still remembers,
+    what that command came to (applied, declined or rejected); it may not even have been this
+    kind of command."""
     data = {"account_id": view.account_id, "command": command.kind, "amount": command.amount,
             "currency": view.currency, **outcome.model_dump(mode="json")}
     what = f"{_VERBS[command.kind]} {money(command.amount, view.currency)}"
     if outcome.status == "duplicate":
+        first = (f"it was {outcome.original_status}" + (f" ({outcome.reason})" if outcome.reason else "")
+                 if outcome.original_status else
+                 f"see `billing history {view.account_id}` for what it came to")
         text = (f"duplicate: idempotency key {outcome.command_id} was already recorded at version "
-                f"{outcome.version}; nothing changed (see `billing history {view.account_id}` for "
-                f"what it came to). Balance {money(outcome.balance, view.currency)}")
+                f"{outcome.version}; {first}; nothing changed. "
+                f"Balance {money(outcome.balance, view.currency)}")
     else:
         text = (f"{outcome.status}: {what} on account {view.account_id}. Balance "
                 f"{money(outcome.balance, view.currency)}, version {outcome.version}")

@@ -48,7 +48,7 @@ def test_an_account_from_open_to_close_then_the_worker_stops_on_sigterm(
     assert "balance 10.25 USD" in declined.stderr and declined.stdout == ""
     repeat = ok(cli("charge", ACCOUNT, "100.00", "--idempotency-key", "inv-2"))
     assert "duplicate: idempotency key inv-2 was already recorded at version 4" in repeat
-    assert f"billing history {ACCOUNT}" in repeat
+    assert "it was declined (insufficient funds" in repeat
 
     view = json.loads(ok(cli("balance", ACCOUNT, "--json")))
     expected = {"balance": 1025, "version": 4, "status": "open", "currency": "USD",

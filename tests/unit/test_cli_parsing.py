@@ -275,5 +275,13 @@ def test_a_duplicate_says_where_its_key_was_recorded_not_that_it_was_applied() -
     repeat = CommandOutcome(command_id="k-1", status="duplicate", balance=1025, version=3)
     data, text = output.applied(VIEW, CHARGE_100, repeat)
     assert data["status"] == "duplicate" and data["version"] == 3
-    assert "k-1 was already recorded at version 3; nothing changed" in text
+    assert "k-1 was already recorded at version 3;" in text and "nothing changed" in text
     assert "billing history acme" in text and "applied" not in text
+
+
+def test_a_duplicate_says_what_the_first_command_came_to_when_known() -> None:
+    repeat = CommandOutcome(command_id="k-1", status="duplicate", balance=1025, version=3,
+                            original_status="declined", reason="insufficient funds: ...")
+    data, text = output.applied(VIEW, CHARGE_100, repeat)
+    assert data["original_status"] == "declined"
+    assert "it was declined (insufficient funds: ...)" in text and "billing history" not in text
