@@ -229,10 +229,10 @@ class AccountWorkflow:
                 break
             try:
                 result = await self._append(new_events, after)
-            except ActivityError as error:
+            except (ActivityError, ApplicationError) as error:
                 if not _is_version_conflict(error):
                     raise
-                workflow.logger.warning("version conflict, reloading from the log: %s", error.cause)
+                workflow.logger.warning("version conflict, reloading from the log: %s", error)
                 conflicts += 1
                 if conflicts > 1:  # something else keeps writing: back off, durably
                     await workflow.sleep(timedelta(seconds=min(2 ** conflicts, 60)))
@@ -333,5 +333,8 @@ def _outcome(command: Command, decision: Decision) -> CommandOutcome:
                           balance=decision.balance, version=decision.version)
 
 
-def _is_version_conflict(error: ActivityError) -> bool:
-    return isinstance(error.cause, ApplicationError) and error.cause.type == VERSION_CONFLICT
+def _is_version_conflict(error: ActivityError | ApplicationError) -> bool:
+    """A regular activity's failure arrives as an ActivityError around the ApplicationError it
+    raised; a local activity's arrives as the ApplicationError itself."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return isinstance(cause, ApplicationError) and cause.type == VERSION_CONFLICT

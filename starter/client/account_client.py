@@ -61,7 +61,7 @@ class AccountClient:
     an update included, and is the default patience of ``wait_for``."""
 
     def __init__(self, client: Client, task_queue: str | None = None, *,
-                 rpc_timeout: float | None = None, max_in_flight: int = 2,
+                 rpc_timeout: float | None = None, max_in_flight: int = 1,
                  max_batch: int = MAX_BATCH_COMMANDS) -> None:
         self.temporal = client
         self._task_queue = task_queue

@@ -400,10 +400,11 @@ async def test_a_restarted_workflow_rebuilds_the_account_from_the_log(client, ta
     assert sum(r.event_type == "ACCOUNT_CREATED" for r in rows) == 1
 
 
+@pytest.mark.parametrize("local_activities", [True, False], ids=["local", "regular"])
 async def test_a_command_recorded_behind_the_workflows_back_is_not_applied_twice(
-        client, task_queue, worker, pool):
+        client, task_queue, worker, pool, local_activities):
     account = new_account_id()
-    handle = await start_account(client, task_queue, account)
+    handle = await start_account(client, task_queue, account, local_activities=local_activities)
     await handle.signal("add_funds", fund("f1", 100))
     await wait_settled(handle, version=2)
     # another writer records "old-1" at version 3; the workflow still believes it is at 2

@@ -22,6 +22,7 @@ from starter.client import (
     TemporalUnavailable,
     TemporalUnreachable,
 )
+from tests.integration.helpers import scheduled_activities
 from workflows.messages import BatchOutcome
 
 
@@ -31,8 +32,7 @@ def accounts(client, task_queue, worker) -> AccountClient:
 
 
 async def append_activity_count(handle) -> int:
-    history = await handle.fetch_history()
-    return sum(1 for event in history.events if event.activity_task_scheduled_event_attributes.activity_type.name == "append_events")
+    return await scheduled_activities(handle, "append_events")
 
 
 async def test_concurrent_calls_coalesce_and_each_caller_gets_its_own_outcome(accounts):
@@ -49,7 +49,7 @@ async def test_concurrent_calls_coalesce_and_each_caller_gets_its_own_outcome(ac
     state = await accounts.state("hot")
     assert (state.balance, state.version) == (0, 152)
     # 150 callers, but only a handful of messages and store round trips.
-    assert await append_activity_count(accounts.handle("hot")) < 20
+    assert 1 <= await append_activity_count(accounts.handle("hot")) < 20
 
 
 async def test_duplicate_command_ids_apply_once(accounts):
