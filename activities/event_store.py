@@ -13,6 +13,7 @@ updated ``accounts`` row in a single SQL statement, guarded by the expected vers
 from __future__ import annotations
 
 import json
+from typing import Iterator
 from uuid import UUID
 
 from psycopg import errors
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.model import AccountState, AccountStatus, Event, evolve
+from domain.model import AccountState, AccountStatus, Event, fold
 
 VERSION_CONFLICT = "VersionConflict"
 CORRUPT_LOG = "CorruptEventLog"
@@ -94,6 +95,15 @@ def event_from_row(event_type: str, payload: dict, command_id: str | None) -> Ev
     return _EVENT.validate_python({**payload, "type": event_type, "command_id": command_id})
 
 
+def _in_order(account_id: str, rows: list[tuple]) -> Iterator[Event]:
+    """The events of ``rows``, refusing a log whose versions are not exactly 1, 2, 3, …"""
+    for expected, (version, event_type, payload, command_id) in enumerate(rows, start=1):
+        if version != expected:
+            raise ApplicationError(f"account {account_id}: version {version} follows {expected - 1}",
+                                   type=CORRUPT_LOG)
+        yield event_from_row(event_type, payload, command_id)
+
+
 class EventStore:
     """The event-store activities, bound to one connection pool."""
 
@@ -103,21 +113,14 @@ class EventStore:
     @activity.defn(name="load_account")
     async def load_account(self, request: LoadAccount) -> AccountState:
         """Rebuild an account's state by folding its whole event log (empty state if none)."""
-        state = AccountState(account_id=request.account_id)
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 "SELECT version, event_type, payload, command_id FROM account_events"
                 " WHERE account_id = %s ORDER BY version",
                 (request.account_id,),
             )
-            async for version, event_type, payload, command_id in cursor:
-                if version != state.version + 1:
-                    raise ApplicationError(
-                        f"account {request.account_id}: version {version} follows {state.version}",
-                        type=CORRUPT_LOG,
-                    )
-                state = evolve(state, event_from_row(event_type, payload, command_id))
-        return state
+            rows = await cursor.fetchall()
+        return fold(AccountState(account_id=request.account_id), _in_order(request.account_id, rows))
 
     @activity.defn(name="append_events")
     async def append_events(self, request: AppendEvents) -> AppendResult:

@@ -19,7 +19,8 @@ from activities.db import migrate
 
 
 async def run_baseline(database_url: str, accounts: int, commands: int, connections: int) -> tuple[float, dict[str, int]]:
-    """Apply ``commands`` charges round-robin over ``accounts``; return (seconds, balances)."""
+    """Apply ``commands`` charges round-robin over ``accounts``; return (seconds, balances),
+    the balances in the accounts' round-robin order."""
     await migrate(database_url)
     ids = [f"base-{connections}-{i}" for i in range(accounts)]
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -35,7 +36,8 @@ async def run_baseline(database_url: str, accounts: int, commands: int, connecti
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         rows = await (await conn.execute(
             "SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)", (ids,))).fetchall()
-    return elapsed, dict(rows)
+    balances = dict(rows)
+    return elapsed, {account_id: balances[account_id] for account_id in ids}
 
 
 async def _apply(database_url: str, share: list[tuple[str, str]]) -> None:
