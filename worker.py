@@ -37,6 +37,10 @@ def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, **o
         workflows=[AccountWorkflow],
         activities=EventStore(pool).activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # An oversized update is refused by its validator, but the SDK's refusal would carry the
+        # whole request and fail the worker's own size check on every retry (a stuck account).
+        # Without that check the server drops what is too big and the caller gets an error.
+        disable_payload_error_limit=True,
         **options,
     )
 

@@ -154,15 +154,16 @@ class EventStore:
                 written = 0
             if written == len(request.events):
                 return AppendResult(appended=True, version=version)
-            # Nothing was written: either this is a retry of a batch that already committed,
-            # or another writer moved the account on.
-            cursor = await conn.execute(
-                "SELECT count(*) FROM account_events WHERE event_id = ANY(%s)",
-                (params["event_ids"],),
-            )
-            (stored,) = await cursor.fetchone()
+            # Nothing was written: this is a retry of a batch that already committed (wholly,
+            # or its first events: see _stored_prefix), or another writer moved the account on.
+            stored = await self._stored_prefix(conn, request)
             if stored == len(request.events):
                 return AppendResult(appended=True, version=version)
+            if stored:
+                rest = request.model_copy(update={
+                    "expected_version": request.expected_version + stored,
+                    "events": request.events[stored:]})
+                return await self.append_events(rest)
             cursor = await conn.execute(
                 "SELECT version FROM accounts WHERE account_id = %s", (request.account_id,)
             )
@@ -174,6 +175,28 @@ class EventStore:
             type=VERSION_CONFLICT,
             non_retryable=True,
         )
+
+    @staticmethod
+    async def _stored_prefix(conn, request: AppendEvents) -> int:
+        """How many of the request's first events are already stored, by their ids, at the
+        versions they were meant for.
+
+        A local activity's append can commit and still be lost to the workflow (the server
+        refused the workflow task that recorded its result). The retried task decides its
+        batch again from the same state with the same id draws, so it sends the same events
+        first, and maybe more behind them: those first events are this workflow's own write.
+        """
+        cursor = await conn.execute(
+            "SELECT event_id, version FROM account_events WHERE event_id = ANY(%s)",
+            ([new.event_id for new in request.events],),
+        )
+        stored = dict(await cursor.fetchall())
+        count = 0
+        for offset, new in enumerate(request.events, start=1):
+            if stored.get(new.event_id) != request.expected_version + offset:
+                break
+            count = offset
+        return count if count == len(stored) else 0  # stored ids elsewhere: not ours to trust
 
     @staticmethod
     async def _recorded_commands(conn, account_id: str, command_ids: list[str | None]) -> dict[str, int]:

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         INSUFFICIENT_FUNDS,
         INVALID_ACCOUNT,
         INVALID_COMMAND,
+        MAX_BATCH_BYTES,
         POST_BATCH,
         WORKFLOW_TYPE,
         AccountView,
@@ -56,9 +57,11 @@ with workflow.unsafe.imports_passed_through():
         BatchOutcome,
         CommandOutcome,
         OpenOutcome,
+        batch_size,
         describe_validation_error,
         parse_batch,
         parse_command,
+        workflow_id,
     )
 
 # Unlimited attempts: a Postgres outage delays commands, it never loses them. Only a version
@@ -89,26 +92,31 @@ class AccountWorkflow:
         self._tickets = count(1)
         self._input: AccountWorkflowInput | None = None
         self._updates_accepted = 0
+        self._closes_received = 0
         self._writing = 0  # commands taken from the inbox whose events are not yet stored
 
     @workflow.run
-    async def run(self, raw_input: Any) -> None:
-        self._input = _parse_input(raw_input)
+    async def run(self, *args: Any) -> None:
+        self._input = _parse_input(args)
         if self._input.snapshot is not None:
             self._state = self._input.snapshot
             self._opened = OpenOutcome(created=False, account=AccountView.of(self._state))
         else:
             await self._open()
         while True:
-            await workflow.wait_condition(lambda: bool(self._inbox) or self._run_is_long())
-            if self._inbox:
-                await self._apply_pending()
-                continue
-            # Continue as new only once every update has had its answer; new commands that
-            # arrive meanwhile go round the loop first, so nothing is left behind.
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            if not self._inbox:
-                workflow.continue_as_new(self._input.model_copy(update={"snapshot": self._state}))
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            await self._apply_pending()
+            # Whether the run is long is asked only here, right after an append, in a workflow
+            # task that recorded something: asked from a wake-up condition, it could be answered
+            # in a task that leaves no trace in the history (an update refused or moved to the
+            # next run), and a replay would not continue as new there.
+            if self._run_is_long() and not self._inbox:
+                # Continue as new only once every update has had its answer; new commands that
+                # arrive meanwhile go round the loop first, so nothing is left behind.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or bool(self._inbox))
+                if not self._inbox:
+                    workflow.continue_as_new(self._input.model_copy(update={"snapshot": self._state}))
 
     # --- signals: validate, enqueue, never raise -------------------------------------------
 
@@ -135,34 +143,38 @@ class AccountWorkflow:
     # --- updates: the same commands, answered with their outcome ---------------------------
 
     @workflow.update(name=ADD_FUNDS)
-    async def add_funds_update(self, command: Any) -> CommandOutcome:
-        return await self._submit(ADD_FUNDS, command)
+    async def add_funds_update(self, *args: Any) -> CommandOutcome:
+        return await self._submit(ADD_FUNDS, args)
 
     @add_funds_update.validator
-    def _validate_add_funds(self, command: Any) -> None:
-        _validate(ADD_FUNDS, command)
+    def _validate_add_funds(self, *args: Any) -> None:
+        _validate(ADD_FUNDS, args)
 
     @workflow.update(name=CHARGE)
-    async def charge_update(self, command: Any) -> CommandOutcome:
-        return await self._submit(CHARGE, command)
+    async def charge_update(self, *args: Any) -> CommandOutcome:
+        return await self._submit(CHARGE, args)
 
     @charge_update.validator
-    def _validate_charge(self, command: Any) -> None:
-        _validate(CHARGE, command)
+    def _validate_charge(self, *args: Any) -> None:
+        _validate(CHARGE, args)
 
     @workflow.update(name=POST_BATCH)
-    async def post_batch_update(self, batch: Any) -> BatchOutcome:
+    async def post_batch_update(self, *args: Any) -> BatchOutcome:
         self._updates_accepted += 1
         tickets = []
-        for command in parse_batch([batch]):
+        for command in parse_batch(args):
             tickets.append(next(self._tickets))
             self._inbox.append(_Pending(command, tickets[-1]))
         await workflow.wait_condition(lambda: all(ticket in self._outcomes for ticket in tickets))
         return BatchOutcome(outcomes=[self._outcomes.pop(ticket) for ticket in tickets])
 
     @post_batch_update.validator
-    def _validate_post_batch(self, batch: Any) -> None:
-        reasons = [c.reason for c in parse_batch([batch]) if isinstance(c, RejectInput)]
+    def _validate_post_batch(self, *args: Any) -> None:
+        if (size := batch_size(args)) > MAX_BATCH_BYTES:
+            raise ApplicationError(f"a batch may weigh {MAX_BATCH_BYTES} bytes as JSON, got {size};"
+                                   " send fewer commands per batch", type=INVALID_COMMAND,
+                                   non_retryable=True)
+        reasons = [c.reason for c in parse_batch(args) if isinstance(c, RejectInput)]
         if reasons:
             raise ApplicationError("; ".join(reasons[:10]), type=INVALID_COMMAND, non_retryable=True)
 
@@ -270,10 +282,10 @@ class AccountWorkflow:
         return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
                          retry_policy=STORE_RETRY, summary=summary)
 
-    async def _submit(self, kind: str, raw: Any) -> CommandOutcome:
+    async def _submit(self, kind: str, args: tuple[Any, ...]) -> CommandOutcome:
         self._updates_accepted += 1
         ticket = next(self._tickets)
-        self._inbox.append(_Pending(parse_command(kind, [raw]), ticket))
+        self._inbox.append(_Pending(parse_command(kind, args), ticket))
         await workflow.wait_condition(lambda: ticket in self._outcomes)
         outcome = self._outcomes.pop(ticket)
         if outcome.status == "declined":
@@ -283,10 +295,14 @@ class AccountWorkflow:
         return outcome
 
     def _with_close_id(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """A close without a command id gets one, so it is still recorded exactly once."""
+        """A close without a command id gets one, so it is still recorded exactly once. It is
+        made from the run id and a count, not drawn from workflow.uuid4(): the event ids of an
+        append must be the same draws when a retried workflow task decides its batch again."""
         payload = args[0] if args else {}
         if len(args) <= 1 and isinstance(payload, dict) and "command_id" not in payload:
-            return ({**payload, "command_id": f"close-{workflow.uuid4()}"},)
+            self._closes_received += 1
+            command_id = f"close-{workflow.info().run_id}-{self._closes_received}"
+            return ({**payload, "command_id": command_id},)
         return args
 
     def _run_is_long(self) -> bool:
@@ -297,20 +313,29 @@ class AccountWorkflow:
                 or self._updates_accepted >= UPDATES_PER_RUN)
 
 
-def _parse_input(raw: Any) -> AccountWorkflowInput:
-    """Validate the start input; a bad one fails the run with a clear, non-retryable error."""
+def _parse_input(args: tuple[Any, ...]) -> AccountWorkflowInput:
+    """Validate the start input; a bad one fails the run with a clear, non-retryable error
+    (anything else would fail the workflow task again and again: a stuck workflow)."""
+    if len(args) != 1:
+        raise _invalid_account(f"expected exactly one start argument, got {len(args)}")
     try:
-        parsed = AccountWorkflowInput.model_validate(raw)
+        parsed = AccountWorkflowInput.model_validate(args[0])
         if parsed.snapshot is None:
             parsed.open_command()
-        return parsed
     except ValidationError as error:
-        raise ApplicationError(f"invalid account: {describe_validation_error(error)}",
-                               type=INVALID_ACCOUNT, non_retryable=True) from None
+        raise _invalid_account(describe_validation_error(error)) from None
+    if workflow.info().workflow_id != workflow_id(parsed.account_id):
+        raise _invalid_account(f"account {parsed.account_id!r} belongs to workflow id "
+                               f"{workflow_id(parsed.account_id)!r}, not {workflow.info().workflow_id!r}")
+    return parsed
 
 
-def _validate(kind: str, raw: Any) -> None:
-    command = parse_command(kind, [raw])
+def _invalid_account(reason: str) -> ApplicationError:
+    return ApplicationError(f"invalid account: {reason}", type=INVALID_ACCOUNT, non_retryable=True)
+
+
+def _validate(kind: str, args: tuple[Any, ...]) -> None:
+    command = parse_command(kind, args)
     if isinstance(command, RejectInput):
         raise ApplicationError(command.reason, type=INVALID_COMMAND, non_retryable=True)
 

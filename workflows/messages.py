@@ -26,7 +26,11 @@ from domain.model import (
 WORKFLOW_TYPE = "AccountWorkflow"
 ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
 MAX_BATCH_COMMANDS = 1_000
-"""The most commands one ``post_batch`` message may carry (keeps payloads far below 2 MB)."""
+"""The most commands one ``post_batch`` message may carry."""
+MAX_BATCH_BYTES = 1_000_000
+"""The most one ``post_batch`` update may weigh as JSON. Temporal refuses payloads over 2 MB,
+and an update's input is copied into its acceptance: 1,000 maximal commands (128-character ids,
+500-character descriptions in 4-byte UTF-8) would weigh 2.6 MB."""
 
 # ApplicationError types that callers can match on.
 INVALID_COMMAND = "InvalidCommand"
@@ -140,6 +144,16 @@ def parse_command(kind: str, args: Sequence[Any]) -> Command:
         return model.model_validate(payload)  # type: ignore[return-value]
     except ValidationError as error:
         return _reject(kind, describe_validation_error(error), payload)
+
+
+def command_size(command: BaseModel) -> int:
+    """A command's weight in a batch, as UTF-8 JSON bytes."""
+    return len(command.model_dump_json().encode())
+
+
+def batch_size(batch: Any) -> int:
+    """A ``post_batch`` argument's weight as UTF-8 JSON bytes."""
+    return len(json.dumps(batch, ensure_ascii=False, separators=(",", ":"), default=repr).encode())
 
 
 def parse_batch(args: Sequence[Any]) -> list[Command]:

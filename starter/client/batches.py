@@ -13,7 +13,7 @@ from typing import Awaitable, Callable
 
 from domain.model import AddFunds, Charge
 from starter.client.errors import refusal
-from workflows.messages import CommandOutcome
+from workflows.messages import MAX_BATCH_BYTES, CommandOutcome, command_size
 
 SendBatch = Callable[[str, list[AddFunds | Charge], bool], Awaitable[list[CommandOutcome] | None]]
 """``send(account_id, commands, wait)``: one message; the outcomes in order when ``wait``."""
@@ -57,8 +57,7 @@ class Batcher:
         that finishes sends the rest, so commands never wait for a timer."""
         if queue.in_flight >= self._max_in_flight or not queue.waiting:
             return
-        batch = queue.waiting[: self._max_batch]
-        del queue.waiting[: len(batch)]
+        batch = _take(queue.waiting, self._max_batch, MAX_BATCH_BYTES - 64)  # 64: the envelope
         queue.in_flight += 1
         task = asyncio.create_task(self._send(account_id, batch))
         task.add_done_callback(lambda _: self._batch_done(account_id, queue))
@@ -85,6 +84,20 @@ class Batcher:
             return
         for queued, outcome in zip(batch, outcomes or [None] * len(batch)):
             _settle(queued, outcome)
+
+
+def _take(waiting: list[_Queued], most: int, budget: int) -> list[_Queued]:
+    """Remove and return the next batch: at most ``most`` commands and ``budget`` JSON bytes
+    (always at least one command; a single command is far below the budget)."""
+    count, weight = 0, 0
+    for queued in waiting[:most]:
+        weight += command_size(queued.command) + 2
+        if count and weight > budget:
+            break
+        count += 1
+    batch = waiting[:count]
+    del waiting[:count]
+    return batch
 
 
 def _settle(queued: _Queued, outcome: CommandOutcome | None) -> None:
