@@ -155,7 +155,7 @@ class EventStore:
             if written == len(request.events):
                 return AppendResult(appended=True, version=version)
             # Nothing was written: this is a retry of a batch that already committed (wholly,
-            # or its first events: see _stored_prefix), or another writer moved the account on.
+            # or its first events: see _stored_prefix), or the account moved on without it.
             stored = await self._stored_prefix(conn, request)
             if stored == len(request.events):
                 return AppendResult(appended=True, version=version)
@@ -178,25 +178,31 @@ class EventStore:
 
     @staticmethod
     async def _stored_prefix(conn, request: AppendEvents) -> int:
-        """How many of the request's first events are already stored, by their ids, at the
-        versions they were meant for.
+        """How many of the request's first events are already stored exactly as sent: same id,
+        version, type, command id and payload.
 
         A local activity's append can commit and still be lost to the workflow (the server
-        refused the workflow task that recorded its result). The retried task decides its
-        batch again from the same state with the same id draws, so it sends the same events
-        first, and maybe more behind them: those first events are this workflow's own write.
+        refused the workflow task that recorded its result). The retried task decides again
+        from the same state, so it often sends the same events first, and maybe more behind
+        them: those are this workflow's own write. Ids alone prove nothing: the retried task
+        draws the same ids, but may meet other updates first (an update is not in the history
+        until accepted) and give an id to a different command. Anything not stored exactly as
+        sent is a version conflict, and the workflow reloads from the log.
         """
         cursor = await conn.execute(
-            "SELECT event_id, version FROM account_events WHERE event_id = ANY(%s)",
+            "SELECT event_id, version, event_type, command_id, payload FROM account_events"
+            " WHERE event_id = ANY(%s)",
             ([new.event_id for new in request.events],),
         )
-        stored = dict(await cursor.fetchall())
+        stored = {row[0]: row[1:] for row in await cursor.fetchall()}
         count = 0
         for offset, new in enumerate(request.events, start=1):
-            if stored.get(new.event_id) != request.expected_version + offset:
+            sent = (request.expected_version + offset, new.event.type, new.event.command_id,
+                    json.loads(event_payload(new.event)))
+            if stored.get(new.event_id) != sent:
                 break
             count = offset
-        return count if count == len(stored) else 0  # stored ids elsewhere: not ours to trust
+        return count if count == len(stored) else 0  # ids stored as something else: a conflict
 
     @staticmethod
     async def _recorded_commands(conn, account_id: str, command_ids: list[str | None]) -> dict[str, int]:
