@@ -144,7 +144,8 @@ def test_workflow_id():
 
 def test_workflow_input_defaults_and_open_command():
     start = AccountWorkflowInput(account_id="a", currency="JPY", overdraft_limit=7)
-    assert (start.history_budget, start.max_batch, start.snapshot) == (10_000, 500, None)
+    assert (start.history_budget, start.max_batch, start.local_activities, start.snapshot) == (
+        10_000, 1_000, True, None)
     open_command = start.open_command()
     assert (open_command.account_id, open_command.currency, open_command.overdraft_limit) == (
         "a", "JPY", 7)

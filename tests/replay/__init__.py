@@ -1,0 +1,1 @@
+"""Determinism: recorded AccountWorkflow histories replayed against the current code."""
