@@ -685,6 +685,3 @@ async def update_error(handle: WorkflowHandle, name: str, arg: Any, **options: A
 
 async def assert_no_failed_workflow_tasks(handle: WorkflowHandle) -> None:
     assert await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) == []
-
-
-

@@ -157,8 +157,3 @@ async def all_runs(client: Client, handle) -> list[WorkflowHistory]:
                   if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
                   else None)
     return histories
-
-
-
-
-
