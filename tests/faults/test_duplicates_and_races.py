@@ -41,12 +41,14 @@ FILLER = 40  # single signals, enough to make a history_budget=30 run continue a
 BATCH = 700
 RACERS, PRICE, FUNDS = 200, 10, 1_000
 STORM_BUG = (
-    "KNOWN LIMIT: with local activities, a burst of concurrent updates makes the dev server "
-    "refuse workflow-task completions ('Workflow task not found') and, in some runs, stop "
-    "answering (a server-side panic, 'Cache encountered dirty mutable state transaction', was "
-    "logged): clients then see TemporalUnreachable/UNAVAILABLE and the run does not settle in "
-    "its bound. No command is lost or duplicated (lost=0, duplicated=0 since append_events "
-    "compares a retried write by content, 16b0e35); what fails is availability, not the ledger."
+    "OPEN BUG: with local activities and more than 10 updates in flight per account, the server "
+    "refuses workflow-task completions ('Workflow task not found') and the account can stall for "
+    "minutes (0 of 100 updates acknowledged in 211 s). Since 16b0e35 nothing is lost or "
+    "duplicated. Likely an app-level cycle besides the server's behaviour: each retried task "
+    "replays and draws the same workflow.uuid4() event ids, which earlier refused attempts "
+    "already stored, so it conflicts against itself ('expected 14, found 14') every attempt. "
+    "Suggested fix: content-derived event ids (uuid5 of account, version, command id, type); "
+    "keep clients within 10 in-flight updates per workflow."
 )
 
 
@@ -120,7 +122,7 @@ async def test_duplicates_and_races_soak(stack: Stack, seed: int, report_summary
             await _race(run, rng, f"r{round_index}", local_activities=False)
             round_index += 1
         await _forgotten_duplicates(run, rng)
-        await run.check()
+        await run.check(declines_expected=True)  # the race accounts have declines
 
 
 async def _duplicates(run: Run, rng: random.Random, prefix: str) -> None:
