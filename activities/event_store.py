@@ -3,7 +3,7 @@
 Each activity call is one transaction. ``append_events`` writes a whole batch of events and the
 updated ``accounts`` row in a single SQL statement, guarded by the expected version, so:
 
-- a retry after the commit succeeded (the acknowledgement was lost) finds its own event ids
+- a retry after the commit succeeded (the acknowledgement was lost) finds its own events
   already stored and returns the same result without writing anything;
 - a writer with a stale version gets a non-retryable ``VersionConflict`` and must reload;
 - a command id older than the workflow's memory is caught by UNIQUE(account_id, command_id)
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from typing import Iterator
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
@@ -28,6 +28,20 @@ VERSION_CONFLICT = "VersionConflict"
 CORRUPT_LOG = "CorruptEventLog"
 
 _EVENT = TypeAdapter(Event)
+_EVENT_IDS = UUID("6f1d2c1e-5b0a-4f4e-9d57-3a8e0c7b9a21")  # the namespace of derived event ids
+
+
+def event_id(account_id: str, version: int, event: Event) -> UUID:
+    """The id of ``event`` as the ``version``-th event of the account: derived from where it
+    goes and what it records, never drawn at random.
+
+    A retried decision names the same event the same way, and a different event at the same
+    place differently. A random draw is replayed too, but a retried workflow task may meet other
+    updates first and give the same draw to another command; its append then collides with its
+    own earlier, refused attempt on every retry.
+    """
+    key = json.dumps([account_id, version, event.type, event.command_id])
+    return uuid5(_EVENT_IDS, key)
 
 
 class NewEvent(BaseModel):
@@ -184,10 +198,10 @@ class EventStore:
         A local activity's append can commit and still be lost to the workflow (the server
         refused the workflow task that recorded its result). The retried task decides again
         from the same state, so it often sends the same events first, and maybe more behind
-        them: those are this workflow's own write. Ids alone prove nothing: the retried task
-        draws the same ids, but may meet other updates first (an update is not in the history
-        until accepted) and give an id to a different command. Anything not stored exactly as
-        sent is a version conflict, and the workflow reloads from the log.
+        them: those are this workflow's own write. It may also meet other updates first (an
+        update is not in the history until accepted) and decide another command at the same
+        version, or the same command id may come with other content. Anything not stored
+        exactly as sent is a version conflict, and the workflow reloads from the log.
         """
         cursor = await conn.execute(
             "SELECT event_id, version, event_type, command_id, payload FROM account_events"

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         EventStore,
         LoadAccount,
         NewEvent,
+        event_id,
     )
     from domain.model import (
         AccountState,
@@ -235,8 +236,9 @@ class AccountWorkflow:
         conflicts = 0
         while True:
             decisions, after = decide_batch(self._state, commands)
-            new_events = [NewEvent(event_id=workflow.uuid4(), event=event)
-                          for decision in decisions for event in decision.events]
+            events = [event for decision in decisions for event in decision.events]
+            new_events = [NewEvent(event_id=event_id(after.account_id, version, event), event=event)
+                          for version, event in enumerate(events, start=self._state.version + 1)]
             if not new_events:
                 break
             try:
@@ -296,8 +298,8 @@ class AccountWorkflow:
 
     def _with_close_id(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """A close without a command id gets one, so it is still recorded exactly once. It is
-        made from the run id and a count, not drawn from workflow.uuid4(): the event ids of an
-        append must be the same draws when a retried workflow task decides its batch again."""
+        made from the run id and a count, so a retried workflow task that decides its batch
+        again gives it the same id."""
         payload = args[0] if args else {}
         if len(args) <= 1 and isinstance(payload, dict) and "command_id" not in payload:
             self._closes_received += 1

@@ -41,14 +41,15 @@ FILLER = 40  # single signals, enough to make a history_budget=30 run continue a
 BATCH = 700
 RACERS, PRICE, FUNDS = 200, 10, 1_000
 STORM_BUG = (
-    "OPEN BUG: with local activities and more than 10 updates in flight per account, the server "
-    "refuses workflow-task completions ('Workflow task not found') and the account can stall for "
-    "minutes (0 of 100 updates acknowledged in 211 s). Since 16b0e35 nothing is lost or "
-    "duplicated. Likely an app-level cycle besides the server's behaviour: each retried task "
-    "replays and draws the same workflow.uuid4() event ids, which earlier refused attempts "
-    "already stored, so it conflicts against itself ('expected 14, found 14') every attempt. "
-    "Suggested fix: content-derived event ids (uuid5 of account, version, command id, type); "
-    "keep clients within 10 in-flight updates per workflow."
+    "OPEN: 400 callers, each retrying at once, keep far more than Temporal's 10 in-flight "
+    "updates per workflow against a local-activity account (RESOURCE_EXHAUSTED, UNAVAILABLE). "
+    "The server then refuses nearly every workflow-task completion ('Workflow task not found', "
+    "~700 in 150 s); each refused attempt may have committed its events, the next one meets "
+    "them as a version conflict and reloads, and the history hardly advances: about 270-350 of "
+    "402 commands acknowledged in 150 s. Nothing is lost or duplicated. Content-derived event "
+    "ids removed the self-conflict cycle of drawn ids, not the refusals; a regular-activity "
+    "fallback after a conflict did not help either. The AccountClient keeps one batch in "
+    "flight per account and does not storm; the same race with regular activities passes."
 )
 
 
@@ -81,9 +82,10 @@ async def test_concurrent_charges_race_with_local_activities(stack: Stack, seed:
 async def test_an_append_is_a_retry_only_if_its_events_are_stored(pool) -> None:
     """What ``test_concurrent_charges_race_with_local_activities`` runs into, without Temporal.
     A local activity appended command "a" at version 2 and its workflow task was refused. The
-    retried task replays from version 1 and draws the same ``workflow.uuid4()`` id for the same
-    version, but for command "b": updates are not in the history until accepted, so the retry
-    can meet other updates first. The append must not answer "appended" for "b"."""
+    retried task replays from version 1 and may meet other updates first (they are not in the
+    history until accepted): it sends command "b" for version 2. Even with the same event id
+    (ids were once drawn with ``workflow.uuid4()``, the same draw for the same place), the
+    append must not answer "appended" for "b"."""
     store, account = EventStore(pool), f"ids-{uuid.uuid4().hex[:8]}"
     ids = [uuid.uuid4() for _ in range(2)]
 

@@ -18,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from activities.event_store import AppendEvents, NewEvent
+from activities.event_store import AppendEvents, NewEvent, event_id
 from domain.model import AccountCreated, AccountState, Event, fold
 from workflows.messages import (
     WORKFLOW_TYPE,
@@ -43,7 +43,8 @@ def append_request(before: AccountState, events: list[Event]) -> AppendEvents:
     return AppendEvents(
         account_id=before.account_id,
         expected_version=before.version,
-        events=[NewEvent(event_id=uuid.uuid4(), event=event) for event in events],
+        events=[NewEvent(event_id=event_id(before.account_id, version, event), event=event)
+                for version, event in enumerate(events, start=before.version + 1)],
         balance=after.balance,
         status=after.status,
         currency=after.currency,

@@ -407,10 +407,13 @@ async def test_a_command_recorded_behind_the_workflows_back_is_not_applied_twice
     handle = await start_account(client, task_queue, account, local_activities=local_activities)
     await handle.signal("add_funds", fund("f1", 100))
     await wait_settled(handle, version=2)
-    # another writer records "old-1" at version 3; the workflow still believes it is at 2
+    # another writer records "old-1" at version 3, under an id of its own; the workflow still
+    # believes it is at 2 (with the workflow's own id it would be the workflow's write exactly)
     store = EventStore(pool)
     state = await store.load_account(LoadAccount(account_id=account))
-    await store.append_events(append_request(state, [FundsAdded(command_id="old-1", amount=50)]))
+    request = append_request(state, [FundsAdded(command_id="old-1", amount=50)])
+    foreign = [event.model_copy(update={"event_id": uuid.uuid4()}) for event in request.events]
+    await store.append_events(request.model_copy(update={"events": foreign}))
 
     await handle.signal("add_funds", fund("old-1", 50))
     view = await wait_settled(handle, version=3)

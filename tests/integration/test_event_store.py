@@ -119,6 +119,36 @@ async def test_a_retry_after_commit_returns_the_same_result_and_writes_nothing(s
     assert await fetch_account_row(pool, ACCOUNT) == row_before  # updated_at too: not rewritten
 
 
+async def test_a_retried_batch_that_grew_appends_only_what_is_new(store, pool):
+    """A workflow task appended c1 and was refused; its retry met c2 as well and sends both."""
+    state = await open_with(store)
+    await store.append_events(append_request(state, [FundsAdded(command_id="c1", amount=5)]))
+
+    retry = append_request(state, [FundsAdded(command_id="c1", amount=5),
+                                   FundsAdded(command_id="c2", amount=7)])
+    result = await store.append_events(retry)
+
+    assert result == AppendResult(appended=True, version=3)
+    assert [(r.version, r.command_id) for r in await fetch_events(pool, ACCOUNT)] == [
+        (1, None), (2, "c1"), (3, "c2")]
+    assert (await fetch_account_row(pool, ACCOUNT))["balance"] == 12
+
+
+async def test_a_retried_batch_that_met_another_command_first_is_a_conflict(store, pool):
+    """The retry decided c2 before c1: version 2 holds c1 already, so it must reload."""
+    state = await open_with(store)
+    await store.append_events(append_request(state, [FundsAdded(command_id="c1", amount=5)]))
+
+    retry = append_request(state, [FundsAdded(command_id="c2", amount=7),
+                                   FundsAdded(command_id="c1", amount=5)])
+    with pytest.raises(ApplicationError) as conflict:
+        await store.append_events(retry)
+
+    assert conflict.value.type == VERSION_CONFLICT
+    assert [(r.version, r.command_id) for r in await fetch_events(pool, ACCOUNT)] == [
+        (1, None), (2, "c1")]
+
+
 @pytest.mark.parametrize("expected_version", [0, 1, 2, 4])
 async def test_a_stale_or_future_expected_version_is_a_non_retryable_conflict(
         store, pool, expected_version):
