@@ -84,6 +84,7 @@ SETTLE_TIMEOUT = 150.0  # a SIGKILLed activity is retried only after its 30 s st
 ACK_TIMEOUT = 150.0  # one command, from its first attempt to its acknowledgement
 CALL_TIMEOUT = 60.0  # one signal or update call, by default
 RPC_TIMEOUT = 10.0  # one RPC of that call (an update's poll for its outcome is renewed)
+RAW_SIGNAL_PATHS = ("signal", "batch-signal")
 HELD_COMMIT_WAIT = 3.0  # how long to wait for a commit to get stuck behind the missing standby
 HOLD_SETTLES = 0.3  # pg_reload_conf signals the server; give it a moment to act on it
 SIGNAL_PATHS = ("signal", "client-nowait", "batch-signal")
@@ -298,9 +299,11 @@ class Stack:
     async def start(self, workers: int = 1, *, sdk_retries: bool = True,
                     call_timeout: float = CALL_TIMEOUT) -> None:
         """Start everything. ``sdk_retries=False`` gives the test's client no retries of its own
-        inside the Temporal SDK, and a short ``call_timeout`` makes the load give up on a call
-        that hangs (while the server is away, calls wait rather than fail): either way the load
-        has to send again itself, under the same command ids."""
+        inside the Temporal SDK, and a short ``call_timeout`` makes the load give up on a raw
+        signal that hangs (while the server is away, calls wait rather than fail): either way
+        the load has to send again itself, under the same command ids. Updates keep the
+        default: an update given up on stays in flight at the server, and piling them up past
+        Temporal's 10 per workflow is a storm of its own."""
         self.call_timeout = call_timeout
         postgres, temporal = await asyncio.gather(
             asyncio.to_thread(Postgres, self.root / "postgres"),
@@ -327,10 +330,11 @@ class Stack:
             self.client = await Client.connect(self.temporal.address, namespace=NAMESPACE,
                                                data_converter=pydantic_data_converter,
                                                retry_config=RetryConfig(max_retries=0))
-        self.accounts = AccountClient(self.client, TASK_QUEUE, rpc_timeout=call_timeout)
+        self.accounts = AccountClient(self.client, TASK_QUEUE, rpc_timeout=CALL_TIMEOUT)
 
     @property
     def rpc_timeout(self) -> timedelta:
+        """Of one raw signal."""
         return timedelta(seconds=min(RPC_TIMEOUT, self.call_timeout))
 
     async def open_accounts(self, prefix: str, count: int, *, overdraft_limit: int = NO_DECLINES,
@@ -611,12 +615,14 @@ async def deliver(stack: Stack, ledger: Ledger, commands: list[Command],
     """Send ``commands`` (one account; by their path, or ``path``) until Temporal acknowledges
     them, always under the same command ids: a retry after a lost answer must be recognised,
     not applied again."""
+    path = path or commands[0].path
     deadline = time.monotonic() + stack.ack_timeout
     pause = 0.1
     while True:
         try:
-            outcomes = await asyncio.wait_for(_send(stack, commands, path or commands[0].path),
-                                              stack.call_timeout)
+            outcomes = await asyncio.wait_for(
+                _send(stack, commands, path),
+                stack.call_timeout if path in RAW_SIGNAL_PATHS else CALL_TIMEOUT)
             break
         except Refused:
             raise
@@ -654,7 +660,7 @@ async def _send(stack: Stack, commands: list[Command], path: str) -> list[Comman
         await handle.signal(first.kind, first.body(), rpc_timeout=stack.rpc_timeout)
         return [None]
     if path == "update":
-        return [await _update(handle, first, stack.rpc_timeout)]
+        return [await _update(handle, first)]
     assert stack.accounts is not None and path in ("client", "client-nowait"), path
     send = stack.accounts.add_funds if first.kind == ADD_FUNDS else stack.accounts.charge
     try:
@@ -666,10 +672,10 @@ async def _send(stack: Stack, commands: list[Command], path: str) -> list[Comman
         raise Refused(f"{first.command_id}: {error!r}") from error
 
 
-async def _update(handle: WorkflowHandle, command: Command, rpc_timeout: timedelta) -> CommandOutcome:
+async def _update(handle: WorkflowHandle, command: Command) -> CommandOutcome:
     try:
         return await handle.execute_update(command.kind, command.body(), result_type=CommandOutcome,
-                                           rpc_timeout=rpc_timeout)
+                                           rpc_timeout=timedelta(seconds=RPC_TIMEOUT))
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type == INSUFFICIENT_FUNDS:
