@@ -128,6 +128,7 @@ async def service_rows(run: Run, accounts: AccountClient) -> None:
             await run.verify([hot], {hot: sizes.hot}))
 
     await latency_row(run, accounts, "")
+    await floor_row(run)
 
 
 async def comparison_rows(run: Run, accounts: AccountClient) -> None:
@@ -153,8 +154,18 @@ async def latency_row(run: Run, accounts: AccountClient, label: str, **options) 
     [idle] = await workloads.open_accounts(accounts, f"lat-{uuid.uuid4().hex[:6]}", 1, **options)
     result = await workloads.update_latency(run.stack.temporal, idle, samples)
     run.add(f"5. update latency, light load{label}", f"1 account, {samples} sequential updates",
-            f"p50 {result.percentile(0.5) * 1000:.1f} ms, p99 {result.percentile(0.99) * 1000:.1f} ms",
-            "", await run.verify([idle], {idle: samples}))
+            _percentiles(result), "", await run.verify([idle], {idle: samples}))
+
+
+async def floor_row(run: Run) -> None:
+    samples = run.sizes.latency_samples
+    result = await workloads.update_floor(run.stack.temporal, run.stack.settings.task_queue, samples)
+    run.add("6. dev server update round trip (no-op workflow)",
+            f"1 workflow, {samples} sequential updates", _percentiles(result))
+
+
+def _percentiles(result: workloads.Result) -> str:
+    return f"p50 {result.percentile(0.5) * 1000:.1f} ms, p99 {result.percentile(0.99) * 1000:.1f} ms"
 
 
 async def memory_rows(run: Run, accounts: AccountClient) -> None:

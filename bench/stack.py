@@ -33,7 +33,9 @@ class Stack:
         with psycopg.connect(self.database_url) as conn:
             fsync, commit = (conn.execute(f"SHOW {name}").fetchone()[0]
                              for name in ("fsync", "synchronous_commit"))
-        return f"Postgres fsync={fsync} synchronous_commit={commit}; dev server SQLite file"
+        pragmas = " ".join(services.SQLITE_PRAGMAS)
+        return (f"Postgres fsync={fsync} synchronous_commit={commit}; "
+                f"dev server SQLite file ({pragmas})")
 
     def new_database(self, name: str) -> str:
         services.create_database(self.server_url, name)

@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass
 
 from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.echo import EchoWorkflow
 
 from starter.client import AccountClient
 from workflows.messages import AccountView, workflow_id
@@ -90,6 +93,25 @@ async def update_latency(client: Client, account_id: str, samples: int) -> Resul
         await handle.execute_update("charge", {"command_id": f"lat-{i}", "amount": 1})
         latencies.append(time.perf_counter() - begun)
     return Result(time.perf_counter() - started, samples, latencies)
+
+
+async def update_floor(client: Client, task_queue: str, samples: int) -> Result:
+    """The same sequential updates to a workflow that does nothing but answer them."""
+    queue = f"{task_queue}-echo"
+    async with Worker(client, task_queue=queue, workflows=[EchoWorkflow]):
+        handle = await client.start_workflow(EchoWorkflow.run, id=f"echo-{time.monotonic_ns()}",
+                                             task_queue=queue)
+        await handle.execute_update(EchoWorkflow.echo, 0)  # the first task is not an update's
+        latencies = []
+        started = time.perf_counter()
+        for i in range(samples):
+            begun = time.perf_counter()
+            await handle.execute_update(EchoWorkflow.echo, i)
+            latencies.append(time.perf_counter() - begun)
+        elapsed = time.perf_counter() - started
+        await handle.signal(EchoWorkflow.done)
+        await handle.result()
+    return Result(elapsed, samples, latencies)
 
 
 async def settle(client: Client, ids: list[str], commands_in_total: int, timeout: float = 300) -> None:

@@ -127,6 +127,12 @@ class DevServer:
         stop_process(self.process, timeout=15)
 
 
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=full")
+"""Write-ahead logging, each commit still synced: as durable as SQLite's default rollback
+journal, with fewer syncs per commit. A no-op update's round trip measured 63-70 ms p50
+without it and 31-37 ms with it on this machine (loaded; /tmp probe, session 2)."""
+
+
 def start_temporal_dev_server(data_dir: Path, port: int, ui_port: int, namespace: str) -> DevServer:
     """Start ``temporal server start-dev`` on 127.0.0.1, its state in ``data_dir/temporal.db``.
 
@@ -138,6 +144,7 @@ def start_temporal_dev_server(data_dir: Path, port: int, ui_port: int, namespace
         str(BIN / "temporal"), "server", "start-dev", "--ip", "127.0.0.1",
         "--db-filename", str(data_dir / "temporal.db"), "--port", str(port),
         "--ui-port", str(ui_port), "--log-level", "warn", "--namespace", namespace,
+        *(arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)),
     ]
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
