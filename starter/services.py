@@ -129,8 +129,8 @@ class DevServer:
 
 SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=full")
 """Write-ahead logging, each commit still synced: as durable as SQLite's default rollback
-journal, with fewer syncs per commit. A no-op update's round trip measured 63-70 ms p50
-without it and 31-37 ms with it on this machine (loaded; /tmp probe, session 2)."""
+journal, with fewer syncs per commit. A no-op workflow's update round trip (the benchmark's
+mode 6 update row) measured 63-70 ms p50 without it and 31-37 ms with it on a 2-core machine."""
 
 
 def start_temporal_dev_server(data_dir: Path, port: int, ui_port: int, namespace: str) -> DevServer:
