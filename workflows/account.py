@@ -149,7 +149,8 @@ class AccountWorkflow:
 
     @add_funds_update.validator
     def _validate_add_funds(self, *args: Any) -> None:
-        _validate(ADD_FUNDS, args)
+        if self._may_reject():
+            _checked_command(ADD_FUNDS, args)
 
     @workflow.update(name=CHARGE)
     async def charge_update(self, *args: Any) -> CommandOutcome:
@@ -157,13 +158,15 @@ class AccountWorkflow:
 
     @charge_update.validator
     def _validate_charge(self, *args: Any) -> None:
-        _validate(CHARGE, args)
+        if self._may_reject():
+            _checked_command(CHARGE, args)
 
     @workflow.update(name=POST_BATCH)
     async def post_batch_update(self, *args: Any) -> BatchOutcome:
+        commands = _checked_batch(args)  # the validator's check, which a first task skips
         self._updates_accepted += 1
         tickets = []
-        for command in parse_batch(args):
+        for command in commands:
             tickets.append(next(self._tickets))
             self._inbox.append(_Pending(command, tickets[-1]))
         await workflow.wait_condition(lambda: all(ticket in self._outcomes for ticket in tickets))
@@ -171,13 +174,21 @@ class AccountWorkflow:
 
     @post_batch_update.validator
     def _validate_post_batch(self, *args: Any) -> None:
-        if (size := batch_size(args)) > MAX_BATCH_BYTES:
-            raise ApplicationError(f"a batch may weigh {MAX_BATCH_BYTES} bytes as JSON, got {size};"
-                                   " send fewer commands per batch", type=INVALID_COMMAND,
-                                   non_retryable=True)
-        reasons = [c.reason for c in parse_batch(args) if isinstance(c, RejectInput)]
-        if reasons:
-            raise ApplicationError("; ".join(reasons[:10]), type=INVALID_COMMAND, non_retryable=True)
+        if self._may_reject():
+            _checked_batch(args)
+
+    def _may_reject(self) -> bool:
+        """Whether a validator may refuse an update now: not before the run has begun.
+
+        An update that reaches a run whose first workflow task the server is still holding back
+        (continued as new less than a second after the previous run started) comes in a
+        speculative task. If it is refused there, server 1.32 marks the run sticky with no task
+        completed (its next task cannot be put on the sticky queue and times out after 10 s)
+        and SDK core 1.35 keeps the cached run as if that task's events were real: it skips the
+        signals that take their event ids (lost commands) or fails the task as nondeterministic.
+        So in the first task the update is accepted and its handler fails it, with the same
+        error; validators are not run on replay, so this choice never has to be repeated."""
+        return self._input is not None
 
     @workflow.update(name="opened")
     async def opened(self) -> OpenOutcome:
@@ -285,9 +296,10 @@ class AccountWorkflow:
                          retry_policy=STORE_RETRY, summary=summary)
 
     async def _submit(self, kind: str, args: tuple[Any, ...]) -> CommandOutcome:
+        command = _checked_command(kind, args)  # the validator's check, which a first task skips
         self._updates_accepted += 1
         ticket = next(self._tickets)
-        self._inbox.append(_Pending(parse_command(kind, args), ticket))
+        self._inbox.append(_Pending(command, ticket))
         await workflow.wait_condition(lambda: ticket in self._outcomes)
         outcome = self._outcomes.pop(ticket)
         if outcome.status == "declined":
@@ -336,10 +348,25 @@ def _invalid_account(reason: str) -> ApplicationError:
     return ApplicationError(f"invalid account: {reason}", type=INVALID_ACCOUNT, non_retryable=True)
 
 
-def _validate(kind: str, args: tuple[Any, ...]) -> None:
+def _checked_command(kind: str, args: tuple[Any, ...]) -> Command:
+    """The update's command, or the InvalidCommand error its caller gets."""
     command = parse_command(kind, args)
     if isinstance(command, RejectInput):
         raise ApplicationError(command.reason, type=INVALID_COMMAND, non_retryable=True)
+    return command
+
+
+def _checked_batch(args: tuple[Any, ...]) -> list[Command]:
+    """The batch update's commands, or the InvalidCommand error its caller gets."""
+    if (size := batch_size(args)) > MAX_BATCH_BYTES:
+        raise ApplicationError(f"a batch may weigh {MAX_BATCH_BYTES} bytes as JSON, got {size};"
+                               " send fewer commands per batch", type=INVALID_COMMAND,
+                               non_retryable=True)
+    commands = parse_batch(args)
+    reasons = [c.reason for c in commands if isinstance(c, RejectInput)]
+    if reasons:
+        raise ApplicationError("; ".join(reasons[:10]), type=INVALID_COMMAND, non_retryable=True)
+    return commands
 
 
 def _outcome(command: Command, decision: Decision) -> CommandOutcome:
