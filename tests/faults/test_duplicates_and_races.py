@@ -42,14 +42,15 @@ BATCH = 700
 RACERS, PRICE, FUNDS = 200, 10, 1_000
 STORM_BUG = (
     "OPEN: 400 callers, each retrying at once, keep far more than Temporal's 10 in-flight "
-    "updates per workflow against a local-activity account (RESOURCE_EXHAUSTED, UNAVAILABLE). "
-    "The server then refuses nearly every workflow-task completion ('Workflow task not found', "
-    "~700 in 150 s); each refused attempt may have committed its events, the next one meets "
-    "them as a version conflict and reloads, and the history hardly advances: about 270-350 of "
-    "402 commands acknowledged in 150 s. Nothing is lost or duplicated. Content-derived event "
-    "ids removed the self-conflict cycle of drawn ids, not the refusals; a regular-activity "
-    "fallback after a conflict did not help either. The AccountClient keeps one batch in "
-    "flight per account and does not storm; the same race with regular activities passes."
+    "updates per workflow against a local-activity account served by TWO workers. The server "
+    "then refuses nearly every workflow-task completion ('Workflow task not found', ~700 in "
+    "150 s); each refused attempt may have committed its events, the next one meets them as a "
+    "version conflict and reloads, and the history hardly advances: 270-350 of 402 commands "
+    "acknowledged in 150 s. Nothing is lost or duplicated. With ONE worker the same storm "
+    "settles in ~45 s (the workers=1 case). Content-derived event ids removed the "
+    "self-conflict cycle of drawn ids, not the refusals; a regular-activity fallback after a "
+    "conflict did not help. The AccountClient keeps one batch in flight per account and does "
+    "not storm; the same race with regular activities and two workers passes."
 )
 
 
@@ -69,13 +70,15 @@ async def test_concurrent_charges_race_for_one_balance(stack: Stack, seed: int,
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=STORM_BUG)
-async def test_concurrent_charges_race_with_local_activities(stack: Stack, seed: int,
+@pytest.mark.parametrize("workers", [
+    1, pytest.param(2, marks=pytest.mark.xfail(strict=False, raises=AssertionError, reason=STORM_BUG))])
+async def test_concurrent_charges_race_with_local_activities(stack: Stack, seed: int, workers: int,
                                                              report_summary) -> None:
     """The same race on accounts with local activities (the default since 7964d90)."""
-    await stack.start(workers=2)
-    stack.ack_timeout = stack.settle_timeout = 30.0  # it does not recover: fail in bounded time
-    async with Run("racing-charges-local", seed, stack, report_summary) as run:
+    await stack.start(workers=workers)
+    if workers > 1:
+        stack.ack_timeout = stack.settle_timeout = 30.0  # it does not recover: fail in bounded time
+    async with Run(f"racing-charges-local-{workers}w", seed, stack, report_summary) as run:
         await _race(run, random.Random(seed), "r0", local_activities=True)
 
 
@@ -217,8 +220,9 @@ async def _race(run: Run, rng: random.Random, prefix: str, *, local_activities: 
         assert verdict.applied[f"{account_id}:CHARGE_DECLINED"] == RACERS - fits, verdict.applied
         view = await stack.handle(account_id).query("state", result_type=AccountView)
         assert view.balance == FUNDS - fits * PRICE >= -limit
-        # An update sent again after a timeout may be answered "duplicate"; verify() has held
-        # every answer against the log already.
-        answers = {outcome.status for charge in charges if charge.account_id == account_id
+        # An update sent again after its answer was lost is answered "duplicate", with the
+        # first answer's status; verify() has held every answer against the log already.
+        answers = {outcome.original_status if outcome.status == "duplicate" else outcome.status
+                   for charge in charges if charge.account_id == account_id
                    for outcome in charge.outcomes}
-        assert {"applied", "declined"} <= answers <= {"applied", "declined", "duplicate"}, answers
+        assert {"applied", "declined"} <= answers <= {"applied", "declined", None}, answers
