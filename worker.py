@@ -34,7 +34,7 @@ def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, **o
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AccountWorkflow],
+        workflows=[AccountWorkflow],  # the dynamic workflow: it runs only AccountWorkflow starts
         activities=EventStore(pool).activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
         # An oversized update is refused by its validator, but the SDK's refusal would carry the

@@ -7,17 +7,24 @@ answer the updates that were waiting for them.
 
 Signal and update handlers only validate and enqueue; the main loop is the single writer of
 the state, so commands are applied strictly in the order they arrived.
+
+The workflow, its signal handler and its command updates are dynamic: the SDK hands them the
+raw payloads (``Sequence[RawValue]``), and ``decode_args`` decodes them here with the workflow's
+payload converter. A named handler would have the SDK decode first, and a payload that does not
+decode would be dropped (a signal), refused with an untyped error (an update), or fail the
+workflow task forever (the start). Here it is refused like any other malformed input.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import count
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -43,25 +50,27 @@ with workflow.unsafe.imports_passed_through():
         remember_commands,
     )
     from workflows.messages import (
-        ADD_FUNDS,
-        CHARGE,
         CLOSE,
         COMMAND_REJECTED,
         INSUFFICIENT_FUNDS,
         INVALID_ACCOUNT,
         INVALID_COMMAND,
         MAX_BATCH_BYTES,
+        OPENED,
         POST_BATCH,
+        SIGNALS,
         WORKFLOW_TYPE,
         AccountView,
         AccountWorkflowInput,
         BatchOutcome,
         CommandOutcome,
         OpenOutcome,
+        Undecodable,
         batch_size,
+        decode_args,
         describe_validation_error,
-        parse_batch,
-        parse_command,
+        parse_signal,
+        parse_update,
         workflow_id,
     )
 
@@ -75,6 +84,9 @@ STORE_RETRY = RetryPolicy(
 STORE_TIMEOUT = timedelta(seconds=30)
 UPDATES_PER_RUN = 1_500
 """Temporal accepts at most 2,000 updates per run; continue as new well before that."""
+RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
+"""Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
+the SDK dropped the first and buffered the second, so histories from then must not record them."""
 
 
 @dataclass
@@ -83,7 +95,9 @@ class _Pending:
     ticket: int | None = None  # set when an update waits for the outcome
 
 
-@workflow.defn(name=WORKFLOW_TYPE)
+# Dynamic so that run() receives its input undecoded; a start of any other type that reaches
+# this task queue fails its workflow task, as it would with no workflow registered for it.
+@workflow.defn(dynamic=True)
 class AccountWorkflow:
     def __init__(self) -> None:
         self._state: AccountState | None = None
@@ -95,10 +109,14 @@ class AccountWorkflow:
         self._updates_accepted = 0
         self._closes_received = 0
         self._writing = 0  # commands taken from the inbox whose events are not yet stored
+        self._validated: dict[str, list[Command]] = {}  # update id -> its commands, until handled
 
     @workflow.run
-    async def run(self, *args: Any) -> None:
-        self._input = _parse_input(args)
+    async def run(self, args: Sequence[RawValue]) -> None:
+        if workflow.info().workflow_type != WORKFLOW_TYPE:
+            raise RuntimeError(f"workflow type {workflow.info().workflow_type!r} is not registered"
+                               f" on this worker; it runs {WORKFLOW_TYPE!r}")
+        self._input = _parse_input(decode_args(args, workflow.payload_converter()))
         if self._input.snapshot is not None:
             self._state = self._input.snapshot
             self._opened = OpenOutcome(created=False, account=AccountView.of(self._state))
@@ -121,61 +139,48 @@ class AccountWorkflow:
 
     # --- signals: validate, enqueue, never raise -------------------------------------------
 
-    @workflow.signal(name=ADD_FUNDS)
-    def add_funds(self, *args: Any) -> None:
-        """Credit the account: ``{"command_id", "amount", "description"?}``."""
-        self._inbox.append(_Pending(parse_command(ADD_FUNDS, args)))
-
-    @workflow.signal(name=CHARGE)
-    def charge(self, *args: Any) -> None:
-        """Debit the account: ``{"command_id", "amount", "description"?}``."""
-        self._inbox.append(_Pending(parse_command(CHARGE, args)))
-
-    @workflow.signal(name=CLOSE)
-    def close(self, *args: Any) -> None:
-        """Close the account: optional ``{"command_id"?, "reason"?}``."""
-        self._inbox.append(_Pending(parse_command(CLOSE, self._with_close_id(args))))
-
-    @workflow.signal(name=POST_BATCH)
-    def post_batch(self, *args: Any) -> None:
-        """Many commands in one message: ``{"commands": [{"kind": "charge", ...}, ...]}``."""
-        self._inbox.extend(_Pending(command) for command in parse_batch(args))
+    @workflow.signal(dynamic=True)
+    def receive(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal: ``add_funds`` and ``charge`` (``{"command_id", "amount",
+        "description"?}``), ``close`` (optional ``{"command_id"?, "reason"?}``) and
+        ``post_batch`` (``{"commands": [{"kind": "charge", ...}, ...]}``). Any other name, and a
+        payload that does not decode, is recorded as a rejection."""
+        values = decode_args(args, workflow.payload_converter())
+        unreadable = name not in SIGNALS or any(isinstance(v, Undecodable) for v in values)
+        if unreadable and not workflow.patched(RECORD_UNREADABLE_SIGNALS):
+            workflow.logger.warning("signal %r dropped, as when this history was made", name)
+            return
+        if name == CLOSE:
+            values = self._with_close_id(values)
+        self._inbox.extend(_Pending(command) for command in parse_signal(name, values))
 
     # --- updates: the same commands, answered with their outcome ---------------------------
 
-    @workflow.update(name=ADD_FUNDS)
-    async def add_funds_update(self, *args: Any) -> CommandOutcome:
-        return await self._submit(ADD_FUNDS, args)
-
-    @add_funds_update.validator
-    def _validate_add_funds(self, *args: Any) -> None:
-        if self._may_reject():
-            _checked_command(ADD_FUNDS, args)
-
-    @workflow.update(name=CHARGE)
-    async def charge_update(self, *args: Any) -> CommandOutcome:
-        return await self._submit(CHARGE, args)
-
-    @charge_update.validator
-    def _validate_charge(self, *args: Any) -> None:
-        if self._may_reject():
-            _checked_command(CHARGE, args)
-
-    @workflow.update(name=POST_BATCH)
-    async def post_batch_update(self, *args: Any) -> BatchOutcome:
-        commands = _checked_batch(args)  # the validator's check, which a first task skips
+    @workflow.update(dynamic=True)
+    async def submit(self, name: str, args: Sequence[RawValue]) -> CommandOutcome | BatchOutcome:
+        """``add_funds`` and ``charge`` answer a ``CommandOutcome``, ``post_batch`` a
+        ``BatchOutcome``; any other name, and malformed input, an ``InvalidCommand`` error."""
         self._updates_accepted += 1
+        commands = self._validated.pop(workflow.current_update_info().id, None)
+        if commands is None:  # the validator did not check it: a replay, or a run's first task
+            commands = _checked_update(name, decode_args(args, workflow.payload_converter()))
         tickets = []
         for command in commands:
             tickets.append(next(self._tickets))
             self._inbox.append(_Pending(command, tickets[-1]))
         await workflow.wait_condition(lambda: all(ticket in self._outcomes for ticket in tickets))
-        return BatchOutcome(outcomes=[self._outcomes.pop(ticket) for ticket in tickets])
+        outcomes = [self._outcomes.pop(ticket) for ticket in tickets]
+        return BatchOutcome(outcomes=outcomes) if name == POST_BATCH else _answer(outcomes[0])
 
-    @post_batch_update.validator
-    def _validate_post_batch(self, *args: Any) -> None:
-        if self._may_reject():
-            _checked_batch(args)
+    @submit.validator
+    def _validate_submit(self, name: str, args: Sequence[RawValue]) -> None:
+        if not self._may_reject():
+            return
+        commands = _checked_update(name, decode_args(args, workflow.payload_converter()))
+        # The handler runs right after, in the same task, and takes these instead of decoding and
+        # parsing the payload again. It checks them itself when this did not run (a replay), to
+        # the same commands: this memo never changes what the workflow does.
+        self._validated[workflow.current_update_info().id] = commands
 
     def _may_reject(self) -> bool:
         """Whether a validator may refuse an update now: not before the run has begun.
@@ -190,7 +195,7 @@ class AccountWorkflow:
         error; validators are not run on replay, so this choice never has to be repeated."""
         return self._input is not None
 
-    @workflow.update(name="opened")
+    @workflow.update(name=OPENED)
     async def opened(self) -> OpenOutcome:
         """Wait until the account is loaded or created; say which."""
         await workflow.wait_condition(lambda: self._opened is not None)
@@ -295,20 +300,7 @@ class AccountWorkflow:
         return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
                          retry_policy=STORE_RETRY, summary=summary)
 
-    async def _submit(self, kind: str, args: tuple[Any, ...]) -> CommandOutcome:
-        command = _checked_command(kind, args)  # the validator's check, which a first task skips
-        self._updates_accepted += 1
-        ticket = next(self._tickets)
-        self._inbox.append(_Pending(command, ticket))
-        await workflow.wait_condition(lambda: ticket in self._outcomes)
-        outcome = self._outcomes.pop(ticket)
-        if outcome.status == "declined":
-            raise ApplicationError(outcome.reason, outcome, type=INSUFFICIENT_FUNDS, non_retryable=True)
-        if outcome.status == "rejected":
-            raise ApplicationError(outcome.reason, outcome, type=COMMAND_REJECTED, non_retryable=True)
-        return outcome
-
-    def _with_close_id(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _with_close_id(self, args: Sequence[Any]) -> Sequence[Any]:
         """A close without a command id gets one, so it is still recorded exactly once. It is
         made from the run id and a count, so a retried workflow task that decides its batch
         again gives it the same id."""
@@ -316,7 +308,7 @@ class AccountWorkflow:
         if len(args) <= 1 and isinstance(payload, dict) and "command_id" not in payload:
             self._closes_received += 1
             command_id = f"close-{workflow.info().run_id}-{self._closes_received}"
-            return ({**payload, "command_id": command_id},)
+            return [{**payload, "command_id": command_id}]
         return args
 
     def _run_is_long(self) -> bool:
@@ -327,11 +319,13 @@ class AccountWorkflow:
                 or self._updates_accepted >= UPDATES_PER_RUN)
 
 
-def _parse_input(args: tuple[Any, ...]) -> AccountWorkflowInput:
-    """Validate the start input; a bad one fails the run with a clear, non-retryable error
-    (anything else would fail the workflow task again and again: a stuck workflow)."""
+def _parse_input(args: Sequence[Any]) -> AccountWorkflowInput:
+    """Validate the decoded start input; a bad one fails the run with a clear, non-retryable
+    error (anything else would fail the workflow task again and again: a stuck workflow)."""
     if len(args) != 1:
         raise _invalid_account(f"expected exactly one start argument, got {len(args)}")
+    if isinstance(args[0], Undecodable):
+        raise _invalid_account(f"expected a JSON object, got {args[0].reason}")
     try:
         parsed = AccountWorkflowInput.model_validate(args[0])
         if parsed.snapshot is None:
@@ -348,25 +342,26 @@ def _invalid_account(reason: str) -> ApplicationError:
     return ApplicationError(f"invalid account: {reason}", type=INVALID_ACCOUNT, non_retryable=True)
 
 
-def _checked_command(kind: str, args: tuple[Any, ...]) -> Command:
-    """The update's command, or the InvalidCommand error its caller gets."""
-    command = parse_command(kind, args)
-    if isinstance(command, RejectInput):
-        raise ApplicationError(command.reason, type=INVALID_COMMAND, non_retryable=True)
-    return command
-
-
-def _checked_batch(args: tuple[Any, ...]) -> list[Command]:
-    """The batch update's commands, or the InvalidCommand error its caller gets."""
-    if (size := batch_size(args)) > MAX_BATCH_BYTES:
+def _checked_update(name: str, args: Sequence[Any]) -> list[Command]:
+    """The commands of the update ``name``, or the InvalidCommand error its caller gets."""
+    if name == POST_BATCH and (size := batch_size(args)) > MAX_BATCH_BYTES:
         raise ApplicationError(f"a batch may weigh {MAX_BATCH_BYTES} bytes as JSON, got {size};"
                                " send fewer commands per batch", type=INVALID_COMMAND,
                                non_retryable=True)
-    commands = parse_batch(args)
+    commands = parse_update(name, args)
     reasons = [c.reason for c in commands if isinstance(c, RejectInput)]
     if reasons:
         raise ApplicationError("; ".join(reasons[:10]), type=INVALID_COMMAND, non_retryable=True)
     return commands
+
+
+def _answer(outcome: CommandOutcome) -> CommandOutcome:
+    """A single command's update answers a decline or a rejection with a typed error."""
+    if outcome.status == "declined":
+        raise ApplicationError(outcome.reason, outcome, type=INSUFFICIENT_FUNDS, non_retryable=True)
+    if outcome.status == "rejected":
+        raise ApplicationError(outcome.reason, outcome, type=COMMAND_REJECTED, non_retryable=True)
+    return outcome
 
 
 def _outcome(command: Command, decision: Decision) -> CommandOutcome:

@@ -1,16 +1,22 @@
 """The account workflow's public interface: names, inputs, outcomes and typed errors.
 
-Signals and updates arrive as plain JSON. ``parse_command`` turns what arrived into a domain
-command, or into a ``RejectInput`` that says why it was refused, so no input is ever lost and
-no input can fail the workflow.
+Signals, updates and the start input arrive as raw payloads. ``decode_args`` decodes them with
+the workflow's payload converter and never raises: a payload that does not decode becomes an
+``Undecodable`` argument. ``parse_signal``, ``parse_update``, ``parse_command`` and
+``parse_batch`` turn the decoded arguments into domain commands, or into a ``RejectInput`` that
+says why they were refused, so no input is ever lost and no input can fail the workflow.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
+from temporalio.converter import PayloadConverter
 
 from domain.model import (
     AccountState,
@@ -25,6 +31,10 @@ from domain.model import (
 
 WORKFLOW_TYPE = "AccountWorkflow"
 ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
+OPENED = "opened"
+SIGNALS = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH)
+COMMAND_UPDATES = (ADD_FUNDS, CHARGE, POST_BATCH)
+"""The updates that carry commands; ``opened`` is the only other one."""
 MAX_BATCH_COMMANDS = 1_000
 """The most commands one ``post_batch`` message may carry."""
 MAX_BATCH_BYTES = 1_000_000
@@ -127,6 +137,57 @@ class OpenOutcome(BaseModel):
     account: AccountView
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """An argument whose payload the payload converter could not decode (not valid JSON, or an
+    encoding it does not know). The parsers refuse it like any other malformed argument."""
+
+    reason: str
+    preview: str
+    """The start of the payload's bytes, as text."""
+
+
+def decode_args(args: Sequence[RawValue], converter: PayloadConverter) -> list[Any]:
+    """Decode raw arguments one by one with ``converter`` (the workflow's); never raises."""
+    return [_decode(arg.payload, converter) for arg in args]
+
+
+def _decode(payload: Payload, converter: PayloadConverter) -> Any:
+    try:
+        return converter.from_payload(payload)
+    except Exception as error:  # noqa: BLE001 - any converter error: unknown encoding, bad JSON, ...
+        encoding = _printable(payload.metadata.get("encoding", b"").decode("utf-8", "replace"), 64)
+        return Undecodable(
+            reason=_shorten(f"a {encoding or 'unlabelled'} payload that cannot be decoded: "
+                            f"{_describe_decode_error(error)}", _PREVIEW_CHARS),
+            preview=payload.data[:_PREVIEW_CHARS].decode("utf-8", "backslashreplace"),
+        )
+
+
+def _describe_decode_error(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    causes = [error] + ([error.__cause__] if error.__cause__ is not None else [])
+    return _printable("; ".join(str(cause) for cause in causes), _PREVIEW_CHARS)
+
+
+def parse_signal(name: str, args: Sequence[Any]) -> list[Command]:
+    """The commands of the signal ``name``: one, or a batch's; never raises. An unknown name is
+    refused like malformed input, so a mistyped signal is recorded instead of lost."""
+    if name == POST_BATCH:
+        return parse_batch(args)
+    if name not in SIGNALS:
+        return [_reject_unknown("signal", name, SIGNALS, args)]
+    return [parse_command(name, args)]
+
+
+def parse_update(name: str, args: Sequence[Any]) -> list[Command]:
+    """The commands of the update ``name``, as ``parse_signal``; ``opened`` carries none."""
+    if name not in COMMAND_UPDATES:
+        return [_reject_unknown("update", name, sorted((*COMMAND_UPDATES, OPENED)), args)]
+    return parse_batch(args) if name == POST_BATCH else [parse_command(name, args)]
+
+
 def parse_command(kind: str, args: Sequence[Any]) -> Command:
     """Validate a signal's or update's arguments as the command ``kind``.
 
@@ -135,6 +196,8 @@ def parse_command(kind: str, args: Sequence[Any]) -> Command:
     if len(args) != 1:
         return _reject(kind, f"expected exactly one JSON object argument, got {len(args)}", args)
     payload = args[0]
+    if isinstance(payload, Undecodable):
+        return _reject(kind, f"expected a JSON object, got {payload.reason}", payload.preview)
     if not isinstance(payload, dict):
         return _reject(kind, f"expected a JSON object, got {type(payload).__name__}", payload)
     model = _COMMAND_MODELS.get(kind)
@@ -165,6 +228,9 @@ def parse_batch(args: Sequence[Any]) -> list[Command]:
     if len(args) != 1:
         return [_reject(POST_BATCH, f"expected exactly one JSON object argument, got {len(args)}", args)]
     payload = args[0]
+    if isinstance(payload, Undecodable):
+        return [_reject(POST_BATCH, f'expected {{"commands": [...]}}, got {payload.reason}',
+                        payload.preview)]
     items = payload.get("commands") if isinstance(payload, dict) else None
     if not isinstance(items, list) or set(payload) != {"commands"}:
         return [_reject(POST_BATCH, 'expected {"commands": [...]} and no other field', payload)]
@@ -189,21 +255,28 @@ def describe_validation_error(error: ValidationError) -> str:
     Field names come from the sender, so they are escaped (a NUL cannot be stored in Postgres)
     and shortened, and so is the whole text."""
     text = "; ".join(
-        f"{'.'.join(_printable(part) for part in problem['loc']) or 'input'}: {problem['msg']}"
+        f"{'.'.join(_printable(part, 64) for part in problem['loc']) or 'input'}: {problem['msg']}"
         for problem in error.errors(include_url=False, include_input=False)
     )
     return _shorten(text, _PREVIEW_CHARS)
 
 
-def _printable(part: object) -> str:
+def _printable(part: object, limit: int) -> str:
     text = str(part)
     if not text.isprintable():
         text = json.dumps(text)[1:-1]  # escapes control characters as \uXXXX
-    return _shorten(text, 64)
+    return _shorten(text, limit)
 
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _reject_unknown(message: str, name: str, known: Sequence[str], args: Sequence[Any]) -> RejectInput:
+    """The name comes from the sender: escaped and shortened, as field names are."""
+    shown = _printable(name, 64)
+    return _reject(shown, f"unknown {message} '{shown}'; known {message}s: {', '.join(known)}",
+                   list(args))
 
 
 def _reject(kind: str, reason: str, received: Any) -> RejectInput:

@@ -11,7 +11,8 @@ Signals that are malformed in ways ``test_account_workflow.py`` already covers (
 fractional and string amounts, missing or 129-character ids, unknown fields, non-objects, wrong
 argument counts, control characters) are not repeated for the same path here.
 
-Known bugs are ``xfail(strict=True)`` tests at the end, each with the mechanism in its reason.
+Payloads that do not decode at all (not valid JSON, or an encoding the converter does not know)
+have their own tests at the end, one per way in.
 """
 
 from __future__ import annotations
@@ -280,8 +281,9 @@ async def test_bad_updates_are_refused_as_invalid_commands_before_anything_is_re
         assert (cause.type, cause.non_retryable) == ("InvalidCommand", True), (case.kind, cause)
         assert await count_events(pool, account) == events_before, case.kind
 
-    with pytest.raises(WorkflowUpdateFailedError) as info:  # the SDK's own refusal, naming the real ones
+    with pytest.raises(WorkflowUpdateFailedError) as info:  # refused by the validator, naming the real ones
         await update(handle, "refund", cmd("u-refund", 5), id="bad-name")
+    assert getattr(info.value.cause, "type", None) == "InvalidCommand", info.value.cause
     assert "known updates" in str(info.value.cause) and "add_funds" in str(info.value.cause)
 
     accepted = await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
@@ -597,66 +599,123 @@ async def test_an_update_over_2_mb_is_refused_and_the_account_keeps_working(
         await terminate_all([handle])
 
 
-# --- known bugs ------------------------------------------------------------------------------------
+# --- payloads that do not decode, and signals no handler knows -------------------------------------
 
-CATALOGUE.add("known bug", "signal payload that is not valid JSON", "signal with a lone surrogate",
-              "update payload not valid JSON", "start payload not valid JSON")
+UNDECODABLE = [
+    ("not valid JSON", raw_json('{"command_id": "j-1", "amount": ')),
+    ("a lone UTF-16 surrogate", raw_json('{"command_id": "\\ud800", "amount": 5}')),
+    ("bytes that are not UTF-8", raw_bytes(b"\xff\xfe{}")),
+    ("binary/null with bytes", raw_bytes(b"\x00", b"binary/null")),
+    ("binary/protobuf without a message type", raw_bytes(b"\x08\x01", b"binary/protobuf")),
+    ("an unknown encoding", raw_bytes(b"{}", b"application/x-unknown")),
+]
+CATALOGUE.add("undecodable", *(f"{path} payload {kind}" for path in ("signal", "update", "start")
+                               for kind, _ in UNDECODABLE), "signal with an unknown name",
+              "start of another workflow type")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: workflows/account.py signal handlers take `*args: Any`, so the SDK decodes the payload "
-    "before the handler runs; a payload that is not valid JSON (or holds a lone UTF-16 surrogate) "
-    "fails to decode and the SDK drops the signal with only a log line ('Failed deserializing "
-    "signal input ... dropping the signal'), although the README promises a malformed signal is "
-    "never dropped. Fix: receive RawValue (e.g. a dynamic signal handler taking "
-    "Sequence[RawValue]) and decode inside parse_command, turning a decode error into RejectInput."))
-async def test_a_signal_that_is_not_valid_json_is_recorded_not_dropped(client, task_queue, worker, pool):
+async def test_a_signal_that_does_not_decode_is_recorded_not_dropped(client, task_queue, worker, pool):
     account = new_account_id()
     handle = await start_account(client, task_queue, account)
 
-    await handle.signal("add_funds", raw_json('{"command_id": "j-1", "amount": '))
-    await handle.signal("add_funds", raw_json('{"command_id": "\\ud800", "amount": 5}'))
+    for _, payload in UNDECODABLE:
+        await handle.signal("add_funds", payload)
+    await handle.signal("post_batch", raw_json('{"commands": ['))
+    await handle.signal("close", raw_bytes(b"\x00", b"binary/null"))  # no id is made up for it
     after = await update(handle, "add_funds", cmd("f-1", 1))
 
     rows = await fetch_events(pool, account)
-    assert [r.event_type for r in rows] == [
-        "ACCOUNT_CREATED", "COMMAND_REJECTED", "COMMAND_REJECTED", "FUND_ADDED"], rows
-    assert after.version == 4
+    rejections = rows[1:-1]
+    assert [r.event_type for r in rows] == (
+        ["ACCOUNT_CREATED"] + ["COMMAND_REJECTED"] * (len(UNDECODABLE) + 2) + ["FUND_ADDED"]), rows
+    assert all(r.command_id is None and "cannot be decoded" in r.payload["reason"]
+               for r in rejections), rejections
+    assert [r.payload["command"] for r in rejections[-2:]] == ["post_batch", "close"]
+    assert (after.version, after.balance, (await wait_settled(handle, after.version)).status) == (
+        len(UNDECODABLE) + 4, 1, "open")
+    await assert_no_failed_workflow_tasks(handle)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an update whose payload is not valid JSON fails to decode in the SDK before the "
-    "validator runs (workflows/account.py update handlers take `*args: Any`, decoded by the "
-    "SDK), so the caller gets ApplicationError type 'RuntimeError' ('Failed decoding "
-    "arguments') instead of the documented InvalidCommand. Nothing is recorded and the account "
-    "keeps working. Fix: take RawValue and decode inside parse_command (a decode error becomes "
-    "RejectInput), as for signals."))
-async def test_an_update_that_is_not_valid_json_is_an_invalid_command(client, task_queue, worker, pool):
+async def test_a_signal_with_an_unknown_name_is_recorded_without_its_command_id(
+        client, task_queue, worker, pool):
     account = new_account_id()
     handle = await start_account(client, task_queue, account)
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await asyncio.wait_for(handle.execute_update(
-            "add_funds", raw_json('{"command_id": "a-3", "amount": '), result_type=CommandOutcome), 10)
+
+    await handle.signal("refund", cmd("r-1", 5))
+    await handle.signal("Charge", args=[])
+    # The id the unknown signal carried is not used up: the corrected command applies.
+    after = await update(handle, "add_funds", cmd("r-1", 5))
+
+    rows = await fetch_events(pool, account)
+    assert [(r.event_type, r.command_id) for r in rows] == [
+        ("ACCOUNT_CREATED", None), ("COMMAND_REJECTED", None), ("COMMAND_REJECTED", None),
+        ("FUND_ADDED", "r-1")], rows
+    assert "unknown signal 'refund'" in rows[1].payload["reason"]
+    assert "add_funds, charge, close, post_batch" in rows[1].payload["reason"]
+    assert rows[1].payload["command"] == "refund" and "r-1" in rows[1].payload["received"]
+    assert "unknown signal 'Charge'" in rows[2].payload["reason"]
+    assert (after.status, after.version, after.balance) == ("applied", 4, 5)
+    await assert_no_failed_workflow_tasks(handle)
+
+
+async def test_an_update_that_does_not_decode_is_an_invalid_command(client, task_queue, worker, pool):
+    account = new_account_id()
+    handle = await start_account(client, task_queue, account)
+
+    for name in ("add_funds", "charge", "post_batch"):
+        for kind, payload in UNDECODABLE:
+            with pytest.raises(WorkflowUpdateFailedError) as info:
+                await asyncio.wait_for(handle.execute_update(
+                    name, payload, result_type=CommandOutcome), 10)
+            cause = info.value.cause
+            assert isinstance(cause, ApplicationError), (name, kind, cause)
+            assert (cause.type, cause.non_retryable) == ("InvalidCommand", True), (name, kind, cause)
+            assert "cannot be decoded" in cause.message, (name, kind, cause.message)
+
     assert await count_events(pool, account) == 1
-    assert getattr(info.value.cause, "type", None) == "InvalidCommand", info.value.cause
+    outcome = await update(handle, "add_funds", cmd("f-1", 1))
+    assert (outcome.status, outcome.version) == ("applied", 2)
+    await assert_no_failed_workflow_tasks(handle)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a start whose input is not valid JSON fails to decode in the SDK before run() is "
-    "called; that is not an ApplicationError, so the workflow task fails and is retried "
-    "forever (the workflow looks stuck) instead of failing the run with InvalidAccount as the "
-    "README says (workflows/account.py `run(self, *args: Any)`). Fix: take RawValue and decode "
-    "in _parse_input, raising InvalidAccount."))
-async def test_a_start_that_is_not_valid_json_fails_as_invalid_account(client, task_queue, worker, pool):
-    handle = await client.start_workflow(WORKFLOW_TYPE, raw_json('{"account_id": '),
-                                         id=f"account-start-{uuid.uuid4().hex[:8]}",
-                                         task_queue=task_queue)
+async def test_a_start_that_does_not_decode_fails_as_invalid_account(client, task_queue, worker, pool):
+    async def start(kind: str, payload: RawValue) -> None:
+        handle = await client.start_workflow(WORKFLOW_TYPE, payload,
+                                             id=f"account-start-{uuid.uuid4().hex[:8]}",
+                                             task_queue=task_queue)
+        try:
+            with pytest.raises(WorkflowFailureError) as info:
+                await workflow_result(handle, timeout=STUCK_AFTER)
+            cause = info.value.cause
+            assert isinstance(cause, ApplicationError), (kind, cause)
+            assert (cause.type, cause.non_retryable) == ("InvalidAccount", True), (kind, cause)
+            assert "cannot be decoded" in cause.message, (kind, cause.message)
+        finally:
+            await terminate_all([handle])
+
+    await asyncio.gather(*(start(kind, payload) for kind, payload in UNDECODABLE))
+    assert await count_events(pool) == 0
+
+
+async def test_a_start_of_another_workflow_type_is_left_to_a_worker_that_knows_it(
+        client, task_queue, worker, pool):
+    """The account workflow is the worker's dynamic workflow, so it is offered every type on its
+    queue; it refuses the others by failing the workflow task (retried, as for a type no worker
+    registers), never by failing a run that another worker version may know how to run."""
+    handle = await client.start_workflow("RefundWorkflow", {"account_id": "x", "currency": "USD"},
+                                         id=f"refund-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
     try:
-        with pytest.raises(WorkflowFailureError) as info:
-            await workflow_result(handle, timeout=STUCK_AFTER)
-        assert getattr(info.value.cause, "type", None) == "InvalidAccount"
+        for _ in range(100):
+            failed = await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+            if failed:
+                break
+            await asyncio.sleep(0.05)
+        assert failed, "the workflow task never failed"
+        assert "RefundWorkflow" in failed[0].workflow_task_failed_event_attributes.failure.message
+        assert (await handle.describe()).status.name == "RUNNING"
     finally:
         await terminate_all([handle])
+    assert await count_events(pool) == 0
 
 
 def test_the_catalogue_has_at_least_30_kinds_of_bad_input():

@@ -5,28 +5,31 @@ declines, rejections and malformed signals, ``post_batch``, updates, local activ
 off, a version conflict, a restart from the log). Replaying them with the current workflow
 class must not raise: if it does, the change would break every workflow already running with
 such a history. Two deliberately changed variants of the workflow prove that the replay does
-catch a change. Last, one workflow runs with no workflow cache, so every task replays its
-whole history, through continue-as-new and batches, and its histories are replayed again.
+catch a change. ``legacy/`` holds histories recorded by older code, each replayed through the
+``workflow.patched`` branch that keeps it working. Last, one workflow runs with no workflow
+cache, so every task replays its whole history, through continue-as-new and batches, and its
+histories are replayed again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHistory
+from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.integration.helpers import new_account_id, start_account, update, wait_settled
 from worker import build_worker
-from workflows.account import AccountWorkflow
-from workflows.messages import WORKFLOW_TYPE, BatchOutcome, CommandOutcome
+from workflows.account import AccountWorkflow, _Pending
+from workflows.messages import CLOSE, BatchOutcome, CommandOutcome, decode_args, parse_signal
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
@@ -61,23 +64,23 @@ async def test_a_recorded_history_replays_without_nondeterminism(path: Path):
 
 # --- the replay test can fail: two variants of the workflow that a history must refuse -----------
 
-@workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
+@workflow.defn(dynamic=True, sandboxed=False)
 class SleepsFirst(AccountWorkflow):
     """A timer before anything else: the first command no longer matches the history."""
 
     @workflow.run
-    async def run(self, raw_input: Any) -> None:
+    async def run(self, args: Sequence[RawValue]) -> None:
         await workflow.sleep(timedelta(seconds=1))
-        await super().run(raw_input)
+        await super().run(args)
 
 
-@workflow.defn(name=WORKFLOW_TYPE, sandboxed=False)
+@workflow.defn(dynamic=True, sandboxed=False)
 class AppendsBeforeLoading(AccountWorkflow):
     """Opens the account without loading its log first: activities in another order."""
 
     @workflow.run
-    async def run(self, raw_input: Any) -> None:
-        await super().run(raw_input)
+    async def run(self, args: Sequence[RawValue]) -> None:
+        await super().run(args)
 
     async def _open(self) -> None:
         from domain.model import AccountState
@@ -104,6 +107,37 @@ async def test_a_changed_workflow_fails_to_replay_a_recorded_history(variant: ty
     # surfaces as a marker result that does not decode (RuntimeError), not as nondeterminism.
     with pytest.raises((NondeterminismError, RuntimeError)):
         await replayer(variant).replay_workflow(history)
+
+
+# --- histories recorded before a patch ---------------------------------------------------------------
+
+UNREADABLE_SIGNALS_DROPPED = HISTORY_DIR.parent / "legacy" / "unreadable_signals_dropped.json"
+"""Recorded at e72753a, before signals were received raw: an ``add_funds`` and a ``close`` whose
+payloads do not decode (the SDK dropped them) and a ``refund`` (buffered, never handled), then
+two ``add_funds`` updates and a close. Workflow id ``account-before-patch-unreadable-signals``."""
+
+
+@workflow.defn(dynamic=True, sandboxed=False)
+class RecordsUnreadableSignalsUnpatched(AccountWorkflow):
+    """Records every unreadable signal, without asking ``workflow.patched`` first."""
+
+    @workflow.run
+    async def run(self, args: Sequence[RawValue]) -> None:
+        await super().run(args)
+
+    @workflow.signal(dynamic=True)
+    def receive(self, name: str, args: Sequence[RawValue]) -> None:
+        values = decode_args(args, workflow.payload_converter())
+        values = self._with_close_id(values) if name == CLOSE else values
+        self._inbox.extend(_Pending(command) for command in parse_signal(name, values))
+
+
+async def test_a_history_from_before_unreadable_signals_were_recorded_still_replays():
+    history = WorkflowHistory.from_json("account-before-patch-unreadable-signals",
+                                        UNREADABLE_SIGNALS_DROPPED.read_text())
+    await replayer().replay_workflow(history)
+    with pytest.raises(NondeterminismError):  # the patch is what keeps it replaying
+        await replayer(RecordsUnreadableSignalsUnpatched).replay_workflow(history)
 
 
 # --- no workflow cache: every task replays the whole history ------------------------------------

@@ -1,4 +1,4 @@
-"""The workflow's message boundary: ``parse_command`` and the input/outcome models."""
+"""The workflow's message boundary: ``decode_args``, the parsers and the input/outcome models."""
 
 from __future__ import annotations
 
@@ -8,17 +8,31 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.model import AccountState, AddFunds, Charge, CloseAccount, RejectInput, decide
 from workflows.messages import (
     ADD_FUNDS,
     CHARGE,
     CLOSE,
+    POST_BATCH,
     AccountView,
     AccountWorkflowInput,
+    Undecodable,
+    decode_args,
     parse_command,
+    parse_signal,
+    parse_update,
     workflow_id,
 )
+
+CONVERTER = pydantic_data_converter.payload_converter  # the worker's
+
+
+def raw(data: bytes, encoding: bytes = b"json/plain") -> RawValue:
+    return RawValue(Payload(metadata={"encoding": encoding}, data=data))
 
 
 @pytest.mark.parametrize("kind, model_cls", [(ADD_FUNDS, AddFunds), (CHARGE, Charge)])
@@ -186,3 +200,62 @@ def test_received_preview_is_plain_ascii_json_even_for_control_characters():
     assert isinstance(command, RejectInput)
     assert command.received.isascii() and "\x00" not in command.received
     assert json.loads(command.received) == {"command_id": "a\x00b", "amount": 5}
+
+
+# --- raw payloads: decoded once, and refused when they do not decode -----------------------------
+
+def test_decode_args_decodes_json_payloads():
+    assert decode_args([raw(b'{"command_id":"c","amount":5}'), raw(b"", b"binary/null")],
+                       CONVERTER) == [{"command_id": "c", "amount": 5}, None]
+
+
+@pytest.mark.parametrize("payload", [
+    raw(b'{"command_id": "c", "amount": '), raw(b'{"command_id": "\\ud800", "amount": 5}'),
+    raw(b"\xff\xfe"), raw(b"\x00", b"binary/null"), raw(b"\x08\x01", b"binary/protobuf"),
+    raw(b"{}", b"application/x-unknown"), raw(b"{}", b"bad\x00\xffencoding"),
+    RawValue(Payload(data=b"{}")),
+], ids=["truncated", "lone-surrogate", "not-utf8", "binary-null-bytes", "protobuf", "unknown",
+        "control-bytes-in-encoding", "no-encoding"])
+def test_a_payload_that_does_not_decode_is_refused_by_every_parser(payload):
+    [value] = decode_args([payload], CONVERTER)
+    assert isinstance(value, Undecodable)
+
+    for name in (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH):
+        [command] = parse_signal(name, [value])
+        assert isinstance(command, RejectInput) and command.command == name
+        assert "cannot be decoded" in command.reason
+        assert command.reason.isprintable() and command.received.isascii(), command
+    for name in (ADD_FUNDS, CHARGE, POST_BATCH):
+        assert parse_update(name, [value]) == parse_signal(name, [value])
+
+
+def test_an_unknown_signal_is_refused_naming_it_without_using_its_command_id():
+    [command] = parse_signal("refund", [{"command_id": "r-1", "amount": 5}])
+
+    assert isinstance(command, RejectInput)
+    assert command.command == "refund"
+    assert command.reason == ("unknown signal 'refund'; "
+                              "known signals: add_funds, charge, close, post_batch")
+    [event] = decide(AccountState(account_id="a"), command)
+    assert event.command_id is None
+
+
+def test_an_unknown_update_is_refused_naming_the_known_ones():
+    [command] = parse_update(CLOSE, [{"command_id": "x"}])  # close is a signal only
+    assert isinstance(command, RejectInput)
+    assert command.reason == "unknown update 'close'; known updates: add_funds, charge, opened, post_batch"
+
+
+def test_a_name_from_the_sender_is_escaped_and_shortened():
+    [command] = parse_signal("a\x00" + "b" * 100, [])
+    assert isinstance(command, RejectInput)
+    assert "\x00" not in command.command and len(command.command) <= 65
+
+
+@given(data=st.binary(max_size=40), encoding=st.sampled_from(
+    [b"json/plain", b"binary/null", b"binary/plain", b"json/protobuf", b"binary/protobuf", b"x/y"]),
+    name=st.sampled_from([ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, "refund"]))
+def test_any_payload_decodes_or_is_refused_and_nothing_raises(data, encoding, name):
+    values = decode_args([raw(data, encoding)], CONVERTER)
+    for command in parse_signal(name, values) + parse_update(name, values):
+        assert command.kind in (name, "reject")
