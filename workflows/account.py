@@ -84,6 +84,19 @@ STORE_RETRY = RetryPolicy(
 STORE_TIMEOUT = timedelta(seconds=30)
 UPDATES_PER_RUN = 1_500
 """Temporal accepts at most 2,000 updates per run; continue as new well before that."""
+CROWDED = 3
+"""Update handlers waiting at once from which the store is called as a regular activity.
+
+Temporal admits at most 10 updates in flight per workflow, and server 1.32 answers the next one
+by dropping the workflow's cached state: every in-flight update is aborted, and the speculative
+workflow task an update starts is lost with it. A local activity keeps the updates in flight for
+the whole task and commits before the task does, so a lost task has written and its retry meets
+a version conflict: with two workers the cycle could stall an account for minutes. A regular
+activity ends the task at once: the updates are accepted in the history, and the activity's
+completion starts a normal, persisted task. ``AccountClient`` (one batch in flight per account)
+stays below this."""
+CROWDED_UPDATES_USE_REGULAR_ACTIVITIES = "crowded-updates-use-regular-activities"
+"""Patch: histories from before it ran every store call as a local activity."""
 RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
 """Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
 the SDK dropped the first and buffered the second, so histories from then must not record them."""
@@ -110,6 +123,7 @@ class AccountWorkflow:
         self._closes_received = 0
         self._writing = 0  # commands taken from the inbox whose events are not yet stored
         self._validated: dict[str, list[Command]] = {}  # update id -> its commands, until handled
+        self._updates_waiting = 0  # update handlers waiting for their outcome
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> None:
@@ -168,7 +182,11 @@ class AccountWorkflow:
         for command in commands:
             tickets.append(next(self._tickets))
             self._inbox.append(_Pending(command, tickets[-1]))
-        await workflow.wait_condition(lambda: all(ticket in self._outcomes for ticket in tickets))
+        self._updates_waiting += 1
+        try:
+            await workflow.wait_condition(lambda: all(ticket in self._outcomes for ticket in tickets))
+        finally:
+            self._updates_waiting -= 1
         outcomes = [self._outcomes.pop(ticket) for ticket in tickets]
         return BatchOutcome(outcomes=outcomes) if name == POST_BATCH else _answer(outcomes[0])
 
@@ -293,10 +311,13 @@ class AccountWorkflow:
 
     async def _store(self, method: Any, request: Any, summary: str) -> Any:
         """Run an event-store activity, as a local activity when the input asks for it (no
-        server round trip before it starts; its result is recorded as a history marker)."""
+        server round trip before it starts; its result is recorded as a history marker) and
+        fewer than ``CROWDED`` updates wait. Both counts replay the same, and so does the choice."""
         assert self._input is not None
-        run = (workflow.execute_local_activity_method if self._input.local_activities
-               else workflow.execute_activity_method)
+        crowded = (self._updates_waiting >= CROWDED
+                   and workflow.patched(CROWDED_UPDATES_USE_REGULAR_ACTIVITIES))
+        run = (workflow.execute_local_activity_method
+               if self._input.local_activities and not crowded else workflow.execute_activity_method)
         return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
                          retry_policy=STORE_RETRY, summary=summary)
 

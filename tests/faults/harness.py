@@ -883,7 +883,18 @@ class Run:
                 self.verdict = await asyncio.wait_for(
                     verify(self.stack, self.ledger, self.accounts, declines_expected=True), 60)
                 self.extra["checked"] = "post-mortem-unsettled"
+                # "lost" counts acknowledged commands not in the log yet: those still waiting
+                # in a workflow are delayed, not lost.
+                self.extra["still_pending_in_workflows"] = await self._pending()
             except Exception as error:  # noqa: BLE001 - the test's own failure is what matters
                 self.extra["post_mortem"] = type(error).__name__
         self._report(summary_line(self.scenario, self.seed, self.ledger, self.faults, self.verdict,
                                   time.monotonic() - self._started, **self.extra))
+
+    async def _pending(self) -> int | str:
+        views = await asyncio.gather(*(self.stack.handle(account_id).query(
+            "state", result_type=AccountView, rpc_timeout=timedelta(seconds=5))
+            for account_id in self.accounts), return_exceptions=True)
+        if any(isinstance(view, BaseException) for view in views):
+            return "?"
+        return sum(view.pending_commands for view in views)
