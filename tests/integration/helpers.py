@@ -169,3 +169,8 @@ def _activity_type(event) -> str | None:
         if "data" in details:
             return json.loads(details["data"].payloads[0].data).get("activity_type")
     return None
+
+
+async def assert_no_failed_workflow_tasks(handle: WorkflowHandle) -> None:
+    """A failed workflow task means non-determinism or a bug that would leave the workflow stuck."""
+    assert await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) == []

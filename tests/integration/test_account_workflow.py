@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from activities.event_store import EventStore, LoadAccount
 from domain.model import AccountStatus, FundsAdded
 from tests.integration.helpers import (
+    assert_no_failed_workflow_tasks,
     append_request,
     count_events,
     fetch_account_row,
@@ -45,12 +46,6 @@ def fund(command_id: str, amount: int, **extra) -> dict:
 
 
 charge = fund
-
-
-async def assert_no_workflow_task_failures(handle) -> None:
-    """A failed workflow task means non-determinism or a bug that would leave the workflow stuck."""
-    failures = await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
-    assert failures == []
 
 
 async def update_error(handle, name: str, payload, **options) -> ApplicationError:
@@ -103,7 +98,7 @@ async def test_a_burst_of_signals_is_applied_in_arrival_order(client, task_queue
     assert rows[3].payload["balance"] == 0
     account_row = await fetch_account_row(pool, account)
     assert (account_row["balance"], account_row["version"]) == (2, 6)
-    await assert_no_workflow_task_failures(handle)
+    await assert_no_failed_workflow_tasks(handle)
 
 
 async def test_updates_answer_with_the_outcome(client, task_queue, worker, pool):
@@ -222,7 +217,7 @@ async def test_malformed_signals_are_recorded_as_rejections_and_the_workflow_kee
         assert row.payload["command"] == name
         assert named in row.payload["reason"], row.payload
     assert (rows[-1].event_type, rows[-1].command_id) == ("CHARGE_APPLIED", "c1")
-    await assert_no_workflow_task_failures(handle)
+    await assert_no_failed_workflow_tasks(handle)
 
 
 async def test_a_corrected_retry_of_a_malformed_signal_is_applied(client, task_queue, worker, pool):
@@ -368,7 +363,7 @@ async def test_continue_as_new_keeps_state_and_deduplication(client, task_queue,
     first = client.get_workflow_handle(handle.id, run_id=first_run)
     assert len(await history_events(
         first, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW)) == 1
-    await assert_no_workflow_task_failures(handle)
+    await assert_no_failed_workflow_tasks(handle)
 
 
 # --- rebuilding from the log --------------------------------------------------------------------
@@ -501,7 +496,7 @@ async def test_every_workflow_task_replays_the_whole_history_without_divergence(
     assert [r.event_type for r in await fetch_events(pool, account)] == [
         "ACCOUNT_CREATED", "FUND_ADDED", "COMMAND_REJECTED", "CHARGE_DECLINED", "CHARGE_APPLIED",
         "ACCOUNT_CLOSED"]
-    await assert_no_workflow_task_failures(handle)
+    await assert_no_failed_workflow_tasks(handle)
 
 
 # --- characters Postgres cannot store ---------------------------------------------------------

@@ -41,6 +41,7 @@ from starter.client import (
     InvalidCommand,
 )
 from tests.integration.helpers import (
+    assert_no_failed_workflow_tasks,
     count_events,
     fetch_account_row,
     fetch_events,
@@ -742,5 +743,3 @@ async def update_error(handle: WorkflowHandle, name: str, arg: Any, **options: A
     return info.value.cause
 
 
-async def assert_no_failed_workflow_tasks(handle: WorkflowHandle) -> None:
-    assert await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) == []
