@@ -97,6 +97,17 @@ completion starts a normal, persisted task. ``AccountClient`` (one batch in flig
 stays below this."""
 CROWDED_UPDATES_USE_REGULAR_ACTIVITIES = "crowded-updates-use-regular-activities"
 """Patch: histories from before it ran every store call as a local activity."""
+HISTORY_BYTES_PER_RUN = 2 * 1024 * 1024
+"""Payload bytes received per run (start, signals, updates) before continuing as new. A run's
+history holds them at most about twice (a regular activity repeats its batch), so this stays
+near the 4 MiB at which the server suggests continuing as new, far below its 50 MiB limit."""
+WORKFLOW_TASK_EVENTS = 3
+"""Scheduled, started, completed: counted for every input and activity result, as if each had
+needed its own workflow task, so that the count is an upper bound in the usual case."""
+COUNT_RUN_LENGTH = "count-run-length"
+"""Patch: whether a run is long is counted by the workflow (``_RunLength``) instead of read from
+``workflow.info()``. Histories from before decide as they did, from the history length and the
+server's suggestion."""
 RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
 """Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
 the SDK dropped the first and buffered the second, so histories from then must not record them."""
@@ -106,6 +117,27 @@ the SDK dropped the first and buffered the second, so histories from then must n
 class _Pending:
     command: Command
     ticket: int | None = None  # set when an update waits for the outcome
+
+
+@dataclass
+class _RunLength:
+    """What this run has added to its history, counted from what the workflow itself handled.
+
+    ``workflow.info()``'s history length and continue-as-new suggestion are those of the
+    workflow task whose activation reads them, and the activation that delivers a local
+    activity's result is not the same live and on replay: live, a result can arrive in a later
+    task than the one that recorded its marker (or a task can complete while the activity runs);
+    a replay resolves it from the marker, in the task that scheduled it. Read right after an
+    append, the two disagreed whenever the budget fell between them, and the replay did not
+    continue as new where the run had. This count is the same in every replay.
+    """
+
+    events: int = 0
+    payload_bytes: int = 0
+
+    def add(self, events: int, args: Sequence[RawValue] = ()) -> None:
+        self.events += events
+        self.payload_bytes += sum(arg.payload.ByteSize() for arg in args)
 
 
 # Dynamic so that run() receives its input undecoded; a start of any other type that reaches
@@ -124,12 +156,16 @@ class AccountWorkflow:
         self._writing = 0  # commands taken from the inbox whose events are not yet stored
         self._validated: dict[str, list[Command]] = {}  # update id -> its commands, until handled
         self._updates_waiting = 0  # update handlers waiting for their outcome
+        self._length = _RunLength()
+        self._counts_length = False  # set in run(); stays False for a run from before the patch
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> None:
         if workflow.info().workflow_type != WORKFLOW_TYPE:
             raise RuntimeError(f"workflow type {workflow.info().workflow_type!r} is not registered"
                                f" on this worker; it runs {WORKFLOW_TYPE!r}")
+        self._counts_length = workflow.patched(COUNT_RUN_LENGTH)
+        self._length.add(1 + WORKFLOW_TASK_EVENTS, args)
         self._input = _parse_input(decode_args(args, workflow.payload_converter()))
         if self._input.snapshot is not None:
             self._state = self._input.snapshot
@@ -139,10 +175,10 @@ class AccountWorkflow:
         while True:
             await workflow.wait_condition(lambda: bool(self._inbox))
             await self._apply_pending()
-            # Whether the run is long is asked only here, right after an append, in a workflow
-            # task that recorded something: asked from a wake-up condition, it could be answered
-            # in a task that leaves no trace in the history (an update refused or moved to the
-            # next run), and a replay would not continue as new there.
+            # Whether the run is long is asked only here, right after an append, and answered
+            # from the run's own count (see _RunLength): asked from a wake-up condition, or
+            # answered from the task that happens to deliver the append's result, it could
+            # differ on replay, and the replay would not continue as new where the run had.
             if self._run_is_long() and not self._inbox:
                 # Continue as new only once every update has had its answer; new commands that
                 # arrive meanwhile go round the loop first, so nothing is left behind.
@@ -159,6 +195,7 @@ class AccountWorkflow:
         "description"?}``), ``close`` (optional ``{"command_id"?, "reason"?}``) and
         ``post_batch`` (``{"commands": [{"kind": "charge", ...}, ...]}``). Any other name, and a
         payload that does not decode, is recorded as a rejection."""
+        self._length.add(1 + WORKFLOW_TASK_EVENTS, args)
         values = decode_args(args, workflow.payload_converter())
         unreadable = name not in SIGNALS or any(isinstance(v, Undecodable) for v in values)
         if unreadable and not workflow.patched(RECORD_UNREADABLE_SIGNALS):
@@ -175,6 +212,7 @@ class AccountWorkflow:
         """``add_funds`` and ``charge`` answer a ``CommandOutcome``, ``post_batch`` a
         ``BatchOutcome``; any other name, and malformed input, an ``InvalidCommand`` error."""
         self._updates_accepted += 1
+        self._length.add(2 + WORKFLOW_TASK_EVENTS, args)  # accepted, completed
         commands = self._validated.pop(workflow.current_update_info().id, None)
         if commands is None:  # the validator did not check it: a replay, or a run's first task
             commands = _checked_update(name, decode_args(args, workflow.payload_converter()))
@@ -216,6 +254,7 @@ class AccountWorkflow:
     @workflow.update(name=OPENED)
     async def opened(self) -> OpenOutcome:
         """Wait until the account is loaded or created; say which."""
+        self._length.add(2 + WORKFLOW_TASK_EVENTS)  # accepted, completed
         await workflow.wait_condition(lambda: self._opened is not None)
         assert self._opened is not None
         return self._opened
@@ -283,6 +322,7 @@ class AccountWorkflow:
                 workflow.logger.warning("version conflict, reloading from the log: %s", error)
                 conflicts += 1
                 if conflicts > 1:  # something else keeps writing: back off, durably
+                    self._length.add(2 + WORKFLOW_TASK_EVENTS)  # timer started, fired
                     await workflow.sleep(timedelta(seconds=min(2 ** conflicts, 60)))
                 self._state = await self._load()
                 continue
@@ -316,8 +356,10 @@ class AccountWorkflow:
         assert self._input is not None
         crowded = (self._updates_waiting >= CROWDED
                    and workflow.patched(CROWDED_UPDATES_USE_REGULAR_ACTIVITIES))
-        run = (workflow.execute_local_activity_method
-               if self._input.local_activities and not crowded else workflow.execute_activity_method)
+        local = self._input.local_activities and not crowded
+        # A marker; or scheduled, started, ended and the task that takes the result.
+        self._length.add(1 if local else 3 + WORKFLOW_TASK_EVENTS)
+        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
         return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
                          retry_policy=STORE_RETRY, summary=summary)
 
@@ -334,7 +376,11 @@ class AccountWorkflow:
 
     def _run_is_long(self) -> bool:
         assert self._input is not None
-        info = workflow.info()
+        if self._counts_length:
+            return (self._length.events >= self._input.history_budget
+                    or self._length.payload_bytes >= HISTORY_BYTES_PER_RUN
+                    or self._updates_accepted >= UPDATES_PER_RUN)
+        info = workflow.info()  # a run from before COUNT_RUN_LENGTH decides as it did then
         return (info.is_continue_as_new_suggested()
                 or info.get_current_history_length() >= self._input.history_budget
                 or self._updates_accepted >= UPDATES_PER_RUN)
