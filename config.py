@@ -8,6 +8,8 @@
 | BILLING_TASK_QUEUE   | billing          | task queue of the account workflows       |
 | BILLING_DB_ROLE      | billing_writer   | role the worker's queries run as (SET ROLE);|
 |                      |                  | empty: run as the login user               |
+| BILLING_WORKFLOW_SANDBOX | 0            | 1: run workflows in the SDK's sandbox      |
+|                      |                  | (slower; for chasing a determinism bug)    |
 
 TLS: for Postgres, put libpq's settings in DATABASE_URL (``?sslmode=verify-full&sslrootcert=...``)
 or use libpq's own PGSSL* variables. For Temporal, the SDK's standard variables apply:
@@ -37,6 +39,7 @@ class Settings:
     temporal_namespace: str = "default"
     task_queue: str = "billing"
     database_role: str | None = "billing_writer"
+    workflow_sandbox: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -46,6 +49,7 @@ class Settings:
             temporal_namespace=os.environ.get("TEMPORAL_NAMESPACE") or cls.temporal_namespace,
             task_queue=os.environ.get("BILLING_TASK_QUEUE") or cls.task_queue,
             database_role=os.environ.get("BILLING_DB_ROLE", cls.database_role) or None,
+            workflow_sandbox=_flag("BILLING_WORKFLOW_SANDBOX"),
         )
 
     def require_database_url(self) -> str:
@@ -61,3 +65,12 @@ async def connect_temporal(settings: Settings) -> Client:
     options = ClientConfig.load_client_connect_config()
     options.update(target_host=settings.temporal_address, namespace=settings.temporal_namespace)
     return await Client.connect(**options, data_converter=pydantic_data_converter)
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")

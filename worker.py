@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.db import migrate, open_pool
 from activities.event_store import EventStore
@@ -29,11 +30,22 @@ from workflows.account import AccountWorkflow
 log = logging.getLogger("billing.worker")
 
 
-def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, **options) -> Worker:
-    """The worker for ``task_queue``, with every workflow and activity of the service."""
+def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
+                 sandboxed: bool = True, **options) -> Worker:
+    """The worker for ``task_queue``, with every workflow and activity of the service.
+
+    ``sandboxed`` runs the workflows in the SDK's sandbox, which refuses non-deterministic
+    calls (clock, randomness, I/O) and isolates module state. The tests keep it on, so such a
+    call in the workflow fails there. The service's worker turns it off unless
+    ``BILLING_WORKFLOW_SANDBOX=1``: measured on 2 quiet cores, the sandbox costs 15-19 ms of
+    process CPU per update against 12 ms, p50 update latency 25-32 ms against 23 ms, and
+    15-35% of the batched throughput. The workflow module imports only deterministic code
+    (passed through), and recorded histories replay in CI.
+    """
     return Worker(
         client,
         task_queue=task_queue,
+        workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         workflows=[AccountWorkflow],  # the dynamic workflow: it runs only AccountWorkflow starts
         activities=EventStore(pool).activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -57,9 +69,11 @@ async def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        async with build_worker(client, pool, settings.task_queue):
-            log.info("worker polling task queue %r on %s (namespace %s)", settings.task_queue,
-                     settings.temporal_address, settings.temporal_namespace)
+        async with build_worker(client, pool, settings.task_queue,
+                                sandboxed=settings.workflow_sandbox):
+            log.info("worker polling task queue %r on %s (namespace %s)%s", settings.task_queue,
+                     settings.temporal_address, settings.temporal_namespace,
+                     ", workflows sandboxed" if settings.workflow_sandbox else "")
             await stop.wait()
             log.info("stopping: finishing in-flight work")
     finally:
@@ -70,8 +84,8 @@ async def serve(settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(
         description="Run the billing worker (account workflows and event-store activities).",
-        epilog="Settings come from DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and "
-               "BILLING_TASK_QUEUE.",
+        epilog="Settings come from DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, "
+               "BILLING_TASK_QUEUE, BILLING_DB_ROLE and BILLING_WORKFLOW_SANDBOX (see config.py).",
     ).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
