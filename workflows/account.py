@@ -310,7 +310,8 @@ class AccountWorkflow:
         while True:
             decisions, after = decide_batch(self._state, commands)
             events = [event for decision in decisions for event in decision.events]
-            new_events = [NewEvent(event_id=event_id(after.account_id, version, event), event=event)
+            new_events = [NewEvent.model_construct(event_id=event_id(after.account_id, version, event),
+                                                   event=event)
                           for version, event in enumerate(events, start=self._state.version + 1)]
             if not new_events:
                 break
