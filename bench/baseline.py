@@ -12,15 +12,20 @@ import asyncio
 import json
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import psycopg
 
 from activities.db import migrate
 
 
-async def run_baseline(database_url: str, accounts: int, commands: int, connections: int) -> tuple[float, dict[str, int]]:
+async def run_baseline(database_url: str, accounts: int, commands: int, connections: int, *,
+                       processes: bool = False) -> tuple[float, dict[str, int]]:
     """Apply ``commands`` charges round-robin over ``accounts``; return (seconds, balances),
-    the balances in the accounts' round-robin order."""
+    the balances in the accounts' round-robin order. ``processes``: each connection in a
+    process of its own with synchronous psycopg, which shows whether one client process is
+    the limit."""
     await migrate(database_url)
     ids = [f"base-{connections}-{i}" for i in range(accounts)]
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -30,9 +35,20 @@ async def run_baseline(database_url: str, accounts: int, commands: int, connecti
                 " VALUES (%s, 'USD', 0, 1, %s)", (account_id, 10**15))
     plan = [(ids[i % accounts], f"b{connections}-{i}") for i in range(commands)]
     shares = [plan[i::connections] for i in range(connections)]
-    started = time.perf_counter()
-    await asyncio.gather(*(_apply(database_url, share) for share in shares))
-    elapsed = time.perf_counter() - started
+    if processes:
+        with ProcessPoolExecutor(connections, mp_context=get_context("spawn"),
+                                 initializer=_connect, initargs=(database_url,)) as pool:
+            loop = asyncio.get_running_loop()
+            # Every process started and connected before the clock starts.
+            await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in shares))
+            started = time.perf_counter()
+            await asyncio.gather(*(loop.run_in_executor(pool, _apply_in_process, share)
+                                   for share in shares))
+            elapsed = time.perf_counter() - started
+    else:
+        started = time.perf_counter()
+        await asyncio.gather(*(_apply(database_url, share) for share in shares))
+        elapsed = time.perf_counter() - started
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         rows = await (await conn.execute(
             "SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)", (ids,))).fetchall()
@@ -40,19 +56,41 @@ async def run_baseline(database_url: str, accounts: int, commands: int, connecti
     return elapsed, {account_id: balances[account_id] for account_id in ids}
 
 
+_LOCK = "SELECT version, balance FROM accounts WHERE account_id = %s FOR UPDATE"
+_INSERT = ("INSERT INTO account_events (event_id, account_id, version, event_type, payload,"
+           " command_id) VALUES (%s, %s, %s, 'CHARGE_APPLIED', %s, %s)")
+_UPDATE = "UPDATE accounts SET balance = %s, version = %s, updated_at = now() WHERE account_id = %s"
+_PAYLOAD = json.dumps({"amount": 1, "description": ""})
+
+
 async def _apply(database_url: str, share: list[tuple[str, str]]) -> None:
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         for account_id, command_id in share:
             async with conn.transaction():
-                cursor = await conn.execute(
-                    "SELECT version, balance FROM accounts WHERE account_id = %s FOR UPDATE",
-                    (account_id,))
-                version, balance = await cursor.fetchone()
-                await conn.execute(
-                    "INSERT INTO account_events (event_id, account_id, version, event_type, payload,"
-                    " command_id) VALUES (%s, %s, %s, 'CHARGE_APPLIED', %s, %s)",
-                    (uuid.uuid4(), account_id, version + 1,
-                     json.dumps({"amount": 1, "description": ""}), command_id))
-                await conn.execute(
-                    "UPDATE accounts SET balance = %s, version = %s, updated_at = now()"
-                    " WHERE account_id = %s", (balance - 1, version + 1, account_id))
+                version, balance = await (await conn.execute(_LOCK, (account_id,))).fetchone()
+                await conn.execute(_INSERT, (uuid.uuid4(), account_id, version + 1, _PAYLOAD, command_id))
+                await conn.execute(_UPDATE, (balance - 1, version + 1, account_id))
+
+
+_connection: psycopg.Connection | None = None  # a baseline process's own
+
+
+def _connect(database_url: str) -> None:
+    global _connection
+    _connection = psycopg.connect(database_url)
+
+
+def _ready() -> None:
+    assert _connection is not None
+    time.sleep(0.2)  # long enough that every process of the pool gets one of these
+
+
+def _apply_in_process(share: list[tuple[str, str]]) -> None:
+    """The same transactions with synchronous psycopg, on this process's connection."""
+    conn = _connection
+    assert conn is not None
+    for account_id, command_id in share:
+        with conn.transaction():
+            version, balance = conn.execute(_LOCK, (account_id,)).fetchone()
+            conn.execute(_INSERT, (uuid.uuid4(), account_id, version + 1, _PAYLOAD, command_id))
+            conn.execute(_UPDATE, (balance - 1, version + 1, account_id))
