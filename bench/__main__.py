@@ -1,4 +1,4 @@
-"""Run the benchmark: ``python -m bench`` (about 3 minutes) or ``python -m bench --quick``.
+"""Run the benchmark: ``python -m bench`` (about 2 minutes on a quiet machine) or ``python -m bench --quick``.
 
 Starts its own Postgres (fsync on), file-backed Temporal dev server and worker process, runs
 the baseline and every mode against them in one process tree, checks each mode's result with
