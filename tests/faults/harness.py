@@ -91,6 +91,8 @@ SIGNAL_PATHS = ("signal", "client-nowait", "batch-signal")
 UPDATE_PATHS = ("update", "client")
 PATHS = SIGNAL_PATHS + UPDATE_PATHS
 REGULAR, LOCAL = {"local_activities": False}, {"local_activities": True}
+MIXED_ACCOUNTS = (REGULAR, LOCAL, {**LOCAL, "history_budget": 40})
+"""Regular activities, local ones, and local ones continuing as new every few commands."""
 """Account options: the event-store calls as regular activities, or as local activities (the
 workflow's default since 7964d90). Tests name the mode they mean."""
 """How a command reaches its account: a raw signal or update, ``AccountClient`` waiting for the
@@ -360,6 +362,13 @@ class Stack:
                 "SELECT account_id, version, event_type, command_id, payload FROM account_events"
                 " WHERE account_id = ANY(%s) ORDER BY account_id, version", (list(account_ids),))
             return await cursor.fetchall()
+
+    async def views(self, account_ids: Sequence[str], timeout: float = 5.0
+                    ) -> list[AccountView | BaseException]:
+        """Each account's ``state`` query, or the error it failed with."""
+        return await asyncio.gather(*(self.handle(account_id).query(
+            "state", result_type=AccountView, rpc_timeout=timedelta(seconds=timeout))
+            for account_id in account_ids), return_exceptions=True)
 
     async def log_versions(self, account_ids: Sequence[str]) -> dict[str, int]:
         """The last version in the log of each of these accounts."""
@@ -701,9 +710,7 @@ async def settle(stack: Stack, account_ids: Sequence[str], timeout: float | None
     previous: dict[str, Any] | None = None
     while True:
         problems = list(stack.workers.problems())
-        views = await asyncio.gather(*(stack.handle(account_id).query(
-            "state", result_type=AccountView, rpc_timeout=timedelta(seconds=5))
-            for account_id in account_ids), return_exceptions=True)
+        views = await stack.views(account_ids)
         logged = await stack.log_versions(account_ids)
         now: dict[str, Any] = {}
         for account_id, view in zip(account_ids, views):
@@ -812,9 +819,7 @@ async def _balances(stack: Stack, account_ids: Sequence[str], expected: Counter[
         cursor = await conn.execute("SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)",
                                     (list(account_ids),))
         rows = dict(await cursor.fetchall())
-    views = await asyncio.gather(*(stack.handle(account_id).query(
-        "state", result_type=AccountView, rpc_timeout=timedelta(seconds=10))
-        for account_id in account_ids), return_exceptions=True)
+    views = await stack.views(account_ids, timeout=10.0)
     problems = []
     for account_id, view in zip(account_ids, views):
         seen = {"ledger": expected[account_id], "log": folded[account_id],
@@ -892,9 +897,7 @@ class Run:
                                   time.monotonic() - self._started, **self.extra))
 
     async def _pending(self) -> int | str:
-        views = await asyncio.gather(*(self.stack.handle(account_id).query(
-            "state", result_type=AccountView, rpc_timeout=timedelta(seconds=5))
-            for account_id in self.accounts), return_exceptions=True)
+        views = await self.stack.views(self.accounts)
         if any(isinstance(view, BaseException) for view in views):
             return "?"
         return sum(view.pending_commands for view in views)

@@ -12,10 +12,9 @@ import time
 
 import pytest
 
-from tests.faults.harness import LOCAL, REGULAR, Load, Run, Stack, load_rounds, soak_minutes
+from tests.faults.harness import MIXED_ACCOUNTS, Load, Run, Stack, load_rounds, soak_minutes
 
 CI_FAULTS = ("restart", "crash", "down-2s", "drop-after-commit")
-ACCOUNT_OPTIONS = (REGULAR, LOCAL, {**LOCAL, "history_budget": 40})
 
 
 async def test_postgres_restarted_during_load(stack: Stack, seed: int, report_summary) -> None:
@@ -34,7 +33,7 @@ async def _postgres_faults(stack: Stack, seed: int, minutes: float, report_summa
     worker = stack.workers.pid(0)
     rng = random.Random(seed)
     async with Run(scenario, seed, stack, report_summary) as run:
-        accounts = await run.open_accounts("pg", 6, options=ACCOUNT_OPTIONS)
+        accounts = await run.open_accounts("pg", 6, options=MIXED_ACCOUNTS)
         for round_index, seconds in enumerate(load_rounds(0, minutes)):
             load = Load(stack, run.ledger, accounts, seed, prefix=f"r{round_index}")
             await load.run_during(_disturb_postgres(run, rng, seconds))
