@@ -10,6 +10,7 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -86,13 +87,8 @@ async def batched(accounts: AccountClient, ids: list[str], commands: int, caller
 async def update_latency(client: Client, account_id: str, samples: int) -> Result:
     """Light load: one ``charge`` update at a time, each waiting for its outcome."""
     handle = client.get_workflow_handle(workflow_id(account_id))
-    latencies = []
-    started = time.perf_counter()
-    for i in range(samples):
-        begun = time.perf_counter()
-        await handle.execute_update("charge", {"command_id": f"lat-{i}", "amount": 1})
-        latencies.append(time.perf_counter() - begun)
-    return Result(time.perf_counter() - started, samples, latencies)
+    return await _one_at_a_time(
+        samples, lambda i: handle.execute_update("charge", {"command_id": f"lat-{i}", "amount": 1}))
 
 
 async def update_floor(client: Client, task_queue: str, samples: int) -> Result:
@@ -102,16 +98,21 @@ async def update_floor(client: Client, task_queue: str, samples: int) -> Result:
         handle = await client.start_workflow(EchoWorkflow.run, id=f"echo-{time.monotonic_ns()}",
                                              task_queue=queue)
         await handle.execute_update(EchoWorkflow.echo, 0)  # the first task is not an update's
-        latencies = []
-        started = time.perf_counter()
-        for i in range(samples):
-            begun = time.perf_counter()
-            await handle.execute_update(EchoWorkflow.echo, i)
-            latencies.append(time.perf_counter() - begun)
-        elapsed = time.perf_counter() - started
+        result = await _one_at_a_time(samples, lambda i: handle.execute_update(EchoWorkflow.echo, i))
         await handle.signal(EchoWorkflow.done)
         await handle.result()
-    return Result(elapsed, samples, latencies)
+    return result
+
+
+async def _one_at_a_time(samples: int, call: Callable[[int], Awaitable[object]]) -> Result:
+    """Await ``call(0)``, ``call(1)``, ... in turn, timing each."""
+    latencies = []
+    started = time.perf_counter()
+    for i in range(samples):
+        begun = time.perf_counter()
+        await call(i)
+        latencies.append(time.perf_counter() - begun)
+    return Result(time.perf_counter() - started, samples, latencies)
 
 
 async def settle(client: Client, ids: list[str], commands_in_total: int, timeout: float = 300) -> None:
