@@ -13,21 +13,22 @@ updated ``accounts`` row in a single SQL statement, guarded by the expected vers
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
+from functools import reduce
 from uuid import UUID, uuid5
 
 from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.model import AccountState, AccountStatus, Event, fold
+from domain.account import AccountState, AccountStatus, evolve
+from domain.events import EVENTS, Event
 
 VERSION_CONFLICT = "VersionConflict"
 CORRUPT_LOG = "CorruptEventLog"
 
-_EVENT = TypeAdapter(Event)
 _EVENT_IDS = UUID("6f1d2c1e-5b0a-4f4e-9d57-3a8e0c7b9a21")  # the namespace of derived event ids
 
 
@@ -102,11 +103,11 @@ SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.com
 def event_payload(event: Event) -> str:
     """The JSON stored in ``account_events.payload``: the event without its type and command id,
     which have columns of their own."""
-    return json.dumps(event.model_dump(mode="json", exclude={"type", "command_id"}))
+    return EVENTS.dump_json(event, exclude={"type", "command_id"}).decode()
 
 
 def event_from_row(event_type: str, payload: dict, command_id: str | None) -> Event:
-    return _EVENT.validate_python({**payload, "type": event_type, "command_id": command_id})
+    return EVENTS.validate_python({**payload, "type": event_type, "command_id": command_id})
 
 
 def _in_order(account_id: str, rows: list[tuple]) -> Iterator[Event]:
@@ -134,7 +135,7 @@ class EventStore:
                 (request.account_id,),
             )
             rows = await cursor.fetchall()
-        return fold(AccountState(account_id=request.account_id), _in_order(request.account_id, rows))
+        return reduce(evolve, _in_order(request.account_id, rows), AccountState(request.account_id))
 
     @activity.defn(name="append_events")
     async def append_events(self, request: AppendEvents) -> AppendResult:

@@ -23,8 +23,8 @@ from rich.table import Table
 from bench import workloads
 from bench.baseline import run_baseline
 from bench.stack import Stack, peak_rss_mib, rss_mib, running_stack
-from starter.reconcile import reconcile
-from starter.client import AccountClient
+from client import AccountClient
+from operations.reconcile import reconcile
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import AsyncIterator
 import psycopg
 from temporalio.client import Client
 
-from config import connect_temporal, Settings
-from starter import services
+from config import Settings, connect_temporal
+from devstack import services
 
 
 @dataclass

@@ -16,9 +16,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.echo import EchoWorkflow
-
-from starter.client import AccountClient
-from workflows.messages import AccountView, workflow_id
+from client import AccountClient
+from workflows.interface import AccountView, workflow_id
 
 NO_LIMIT = 10**15
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from config import Settings
-from domain.model import AddFunds, Charge, CloseAccount
-from starter.client import (
+from client import (
     AccountClient,
     AccountExists,
     AccountNotFound,
@@ -21,9 +19,11 @@ from starter.client import (
     TemporalUnavailable,
     TemporalUnreachable,
 )
+from config import Settings
+from domain.commands import AddFunds, Charge, CloseAccount
 from starter.errors import CliError, ExitCode
 from starter.output import money
-from workflows.messages import AccountView, AccountWorkflowInput, CommandOutcome, OpenOutcome
+from workflows.interface import AccountView, AccountWorkflowInput, CommandOutcome, OpenOutcome
 
 
 class Accounts:

@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_open, _add_money_verbs, _add_balance_and_history, _add_close, _add_demo,
                 _add_check):
         add(subparsers)
-    # `up` belongs to starter.devstack: everything after it is passed on untouched.
+    # `up` belongs to devstack.up: everything after it is passed on untouched.
     subparsers.add_parser("up", add_help=False, help="start the whole stack on this machine "
                           "(`billing up --help` for its options)")
     return parser

@@ -1,6 +1,6 @@
 """``billing check``: reconcile the event log with the accounts table and the running workflows.
 
-The work is ``starter.reconcile``; this verb reads the settings, connects, prints the report,
+The work is ``operations.reconcile``; this verb reads the settings, connects, prints the report,
 and answers with an exit code: 0 everything reconciles, 1 findings, 2 usage or configuration
 (DATABASE_URL unset, the database not migrated), 6 Postgres or Temporal unavailable.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 
 from config import Settings
+from operations.reconcile import reconcile
 from starter import output
 from starter.accounts import Accounts
 from starter.errors import ExitCode
 from starter.history import event_log_errors
 from starter.output import Output
-from starter.reconcile import reconcile
 from starter.verbs import database_url
 
 

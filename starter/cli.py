@@ -1,7 +1,7 @@
 """``billing`` / ``python -m starter``: the command line of the billing service.
 
 This module parses the arguments (grammar in ``starter.arguments``) and dispatches to a verb
-(``starter.verbs``, ``starter.demo``, ``starter.check``, or ``starter.devstack`` for ``up``). ``run(argv)`` does
+(``starter.verbs``, ``starter.demo``, ``starter.check``, or ``devstack.up`` for ``up``). ``run(argv)`` does
 the work and returns the exit code, for tests; ``main()`` is the process entry point and ends
 with ``os._exit``.
 """
@@ -77,11 +77,11 @@ def verb(name: str) -> Callable[[argparse.Namespace, Output], Awaitable[int | No
 
 
 def _up(rest: list[str]) -> int:
-    """`billing up` belongs to ``starter.devstack``; imported only when asked for."""
+    """`billing up` belongs to ``devstack.up``; imported only when asked for."""
     try:
-        from starter import devstack
+        from devstack import up as devstack
     except ModuleNotFoundError as error:
-        if error.name != "starter.devstack":
+        if error.name != "devstack.up":
             raise
         print("error: `up` is not available: starter/devstack.py is missing", file=sys.stderr)
         return ExitCode.FAILURE

@@ -26,14 +26,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from config import Settings
-from domain.model import AddFunds, Charge
+from domain.commands import AddFunds, Charge
 from domain.money import currency_exponent
 from starter.accounts import Accounts
 from starter.errors import CliError, ExitCode
 from starter.history import count_events
 from starter.inputs import open_input
 from starter.output import Output, money
-from workflows.messages import AccountView, AccountWorkflowInput
+from workflows.interface import AccountView, AccountWorkflowInput
 
 T = TypeVar("T")
 UPDATE_EVERY = 10

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from domain.model import AddFunds, Charge, CloseAccount
+from client import new_command_id
+from domain.commands import AddFunds, Charge, CloseAccount
 from domain.money import MoneyError, to_minor_units
-from starter.client import new_command_id
 from starter.errors import CliError, ExitCode
-from workflows.messages import ADD_FUNDS, AccountWorkflowInput, describe_validation_error
+from workflows.decoding import describe_validation_error
+from workflows.interface import ADD_FUNDS, AccountWorkflowInput
 
 
 def parse_amount(text: str, currency: str, *, allow_zero: bool = False) -> int:

@@ -13,12 +13,12 @@ from typing import Any, TextIO
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
-from domain.model import AddFunds, Charge
+from domain.commands import AddFunds, Charge
 from domain.money import format_minor_units
+from operations.reconcile.report import Report
 from starter.errors import CliError
 from starter.history import History
-from starter.reconcile.report import Report
-from workflows.messages import AccountView, CommandOutcome, OpenOutcome
+from workflows.interface import AccountView, CommandOutcome, OpenOutcome
 
 WIDTH_WHEN_PIPED = 160
 _VERBS = {"add_funds": "fund", "charge": "charge"}

@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 
 from config import ConfigError, Settings
-from domain.model import AccountStatus
+from domain.account import AccountStatus
 from starter import output
 from starter.accounts import Accounts
 from starter.errors import CliError, ExitCode
 from starter.history import read_history
 from starter.inputs import check_command_fields, close_command, money_command, open_input
 from starter.output import Output
-from workflows.messages import ADD_FUNDS, CHARGE, AccountView
+from workflows.interface import ADD_FUNDS, CHARGE, AccountView
 
 
 async def connect(args: argparse.Namespace) -> Accounts:

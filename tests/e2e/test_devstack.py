@@ -1,4 +1,4 @@
-"""``python -m starter.devstack``, end to end: start the whole stack on free ports in a temporary
+"""``python -m devstack.up``, end to end: start the whole stack on free ports in a temporary
 data dir, check that Postgres, Temporal and the web UI answer, stop it with SIGINT, and check
 that it exits 0 and leaves no process or port behind."""
 
@@ -25,8 +25,8 @@ import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
-from starter.devstack import READY_LINE
-from starter.services import port_is_free
+from devstack.services import port_is_free
+from devstack.up import READY_LINE
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 120.0
@@ -122,7 +122,7 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
     temporal_port, ui_port = free_port(), free_port()
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
     stack = subprocess.Popen(
-        [sys.executable, "-m", "starter.devstack", "--no-demo", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "devstack.up", "--no-demo", "--data-dir", str(data_dir),
          "--temporal-port", str(temporal_port), "--ui-port", str(ui_port)],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,

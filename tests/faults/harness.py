@@ -44,16 +44,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
-from config import Settings, connect_temporal
-from starter.reconcile import Report, reconcile
-from starter.client import (
+from client import (
     AccountClient,
     AccountNotFound,
-    CommandRejected,
+    CommandRejectedError,
     InsufficientFunds,
     InvalidCommand,
 )
-from starter.services import (
+from config import Settings, connect_temporal
+from devstack.services import (
     DevServer,
     WorkerProcess,
     start_postgres,
@@ -61,7 +60,8 @@ from starter.services import (
     start_worker,
     wait_for_temporal,
 )
-from workflows.messages import (
+from operations.reconcile import Report, reconcile
+from workflows.interface import (
     ADD_FUNDS,
     COMMAND_REJECTED,
     INSUFFICIENT_FUNDS,
@@ -677,7 +677,7 @@ async def _send(stack: Stack, commands: list[Command], path: str) -> list[Comman
                            wait=path == "client")]
     except InsufficientFunds as declined:
         return [declined.outcome]
-    except (InvalidCommand, CommandRejected) as error:
+    except (InvalidCommand, CommandRejectedError) as error:
         raise Refused(f"{first.command_id}: {error!r}") from error
 
 

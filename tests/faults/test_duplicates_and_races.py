@@ -2,7 +2,7 @@
 
 Duplicates come at once (two senders, any two paths), after the worker was SIGKILLed and while
 no worker runs, across continue-as-new, and after the workflow has forgotten the id (more than
-``RECENT_COMMANDS_KEPT`` newer ones), where only UNIQUE(account_id, command_id) knows it. Each
+``COMMANDS_KEPT`` newer ones), where only UNIQUE(account_id, command_id) knows it. Each
 must be applied exactly once and answered ``duplicate`` with the version that recorded it.
 
 The race: 200 charges of 10 against a balance of 1,000, all at once by every path, while two
@@ -22,7 +22,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.event_store import VERSION_CONFLICT, AppendEvents, EventStore, NewEvent
-from domain.model import RECENT_COMMANDS_KEPT, AccountCreated, AccountStatus, FundsAdded
+from domain.account import AccountStatus
+from domain.events import AccountCreated, FundsAdded
+from domain.memory import COMMANDS_KEPT
 from tests.faults.harness import (
     LOCAL,
     PATHS,
@@ -33,7 +35,7 @@ from tests.faults.harness import (
     deliver,
     soak_minutes,
 )
-from workflows.messages import ADD_FUNDS, CHARGE, AccountView
+from workflows.interface import ADD_FUNDS, CHARGE, AccountView
 
 TWICE = 40  # commands each sent twice at once, then again after a worker kill
 PAIRS_AT_ONCE = 8
@@ -152,7 +154,7 @@ async def _duplicates(run: Run, rng: random.Random, prefix: str) -> None:
 
 
 async def _forgotten_duplicates(run: Run, rng: random.Random) -> None:
-    """Across continue-as-new, then after ``RECENT_COMMANDS_KEPT`` newer command ids."""
+    """Across continue-as-new, then after ``COMMANDS_KEPT`` newer command ids."""
     stack, ledger = run.stack, run.ledger
     (account,) = await run.open_accounts("dup-can", 1, options=[{"history_budget": 30}])
     first_run = (await stack.handle(account).describe()).run_id
@@ -165,7 +167,7 @@ async def _forgotten_duplicates(run: Run, rng: random.Random) -> None:
     await _send_by_every_path(run, original)
 
     crowd = [ledger.record(f"crowd-{index}", account, ADD_FUNDS, 1, "batch-signal")
-             for index in range(RECENT_COMMANDS_KEPT + 100)]
+             for index in range(COMMANDS_KEPT + 100)]
     for start in range(0, len(crowd), BATCH):
         await deliver(stack, ledger, crowd[start:start + BATCH])
     await run.check([account])

@@ -26,7 +26,7 @@ from tests.faults.harness import (
     load_rounds,
     soak_minutes,
 )
-from workflows.messages import ADD_FUNDS
+from workflows.interface import ADD_FUNDS
 
 CI_LOAD_SECONDS = 8.0
 KILL_GRACE = 30.0  # how much longer than the load the kills may go on, to get one of each kind

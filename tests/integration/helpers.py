@@ -11,7 +11,9 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -19,8 +21,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from activities.event_store import AppendEvents, NewEvent, event_id
-from domain.model import AccountCreated, AccountState, Event, fold
-from workflows.messages import (
+from domain.account import AccountState, evolve
+from domain.events import AccountCreated, Event
+from workflows.interface import (
     WORKFLOW_TYPE,
     AccountView,
     AccountWorkflowInput,
@@ -30,6 +33,11 @@ from workflows.messages import (
 )
 
 SETTLE_TIMEOUT = 10.0
+
+
+def fold(state: AccountState, events: Iterable[Event]) -> AccountState:
+    """``state`` after ``events``, in order."""
+    return reduce(evolve, events, state)
 
 
 def new_account_id() -> str:

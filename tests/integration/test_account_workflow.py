@@ -15,10 +15,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailed
 from temporalio.exceptions import ApplicationError
 
 from activities.event_store import EventStore, LoadAccount
-from domain.model import AccountStatus, FundsAdded
+from domain.account import AccountStatus
+from domain.events import FundsAdded
 from tests.integration.helpers import (
-    assert_no_failed_workflow_tasks,
     append_request,
+    assert_no_failed_workflow_tasks,
     count_events,
     fetch_account_row,
     fetch_events,
@@ -31,7 +32,7 @@ from tests.integration.helpers import (
     workflow_result,
 )
 from worker import build_worker
-from workflows.messages import (
+from workflows.interface import (
     WORKFLOW_TYPE,
     AccountView,
     AccountWorkflowInput,
@@ -425,7 +426,7 @@ async def test_a_command_recorded_behind_the_workflows_back_is_not_applied_twice
 async def test_a_command_older_than_the_workflows_memory_is_caught_by_postgres(
         client, task_queue, worker, pool):
     account = new_account_id()
-    old = 2_001  # one more than RECENT_COMMANDS_KEPT: "old-1" falls out of the folded memory
+    old = 2_001  # one more than COMMANDS_KEPT: "old-1" falls out of the folded memory
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO account_events (event_id, account_id, version, event_type, payload)"

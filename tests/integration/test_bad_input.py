@@ -31,15 +31,15 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter import cli
-from starter.client import (
+from client import (
     AccountClient,
     AccountExists,
     AccountNotFound,
-    CommandRejected,
+    CommandRejectedError,
     InsufficientFunds,
     InvalidCommand,
 )
+from starter import cli
 from tests.integration.helpers import (
     assert_no_failed_workflow_tasks,
     count_events,
@@ -52,13 +52,7 @@ from tests.integration.helpers import (
     wait_settled,
     workflow_result,
 )
-from workflows.messages import (
-    WORKFLOW_TYPE,
-    AccountView,
-    BatchOutcome,
-    CommandOutcome,
-    workflow_id,
-)
+from workflows.interface import WORKFLOW_TYPE, AccountView, BatchOutcome, CommandOutcome, workflow_id
 
 MAX_AMOUNT, MAX_BALANCE = 10**15, 10**18
 STUCK_AFTER = 3.0  # seconds: a refusal that has not come by then is not coming
@@ -339,7 +333,7 @@ async def test_refusals_are_recorded_with_typed_errors_and_change_nothing_else(
 
     await accounts.close(poor, command_id="bye", reason="test")
     await wait_settled(accounts.handle(poor), 5)
-    with pytest.raises(CommandRejected) as refused:
+    with pytest.raises(CommandRejectedError) as refused:
         await accounts.add_funds(poor, 1, command_id="f-2")
     assert "closed" in str(refused.value) and refused.value.outcome.version == 6
     batch = await update(accounts.handle(poor), "post_batch", {"commands": [

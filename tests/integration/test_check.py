@@ -1,4 +1,4 @@
-"""``billing check`` (``starter.reconcile``) against real Postgres and a real Temporal dev server.
+"""``billing check`` (``operations.reconcile``) against real Postgres and a real Temporal dev server.
 
 Each test builds a small healthy ledger through the workflows, then corrupts one thing with
 direct SQL (or terminates a workflow) and expects exactly one kind of finding, naming the
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pytest
 from psycopg.types.json import Jsonb
 
+from client import AccountClient, CommandRejectedError, InsufficientFunds
+from operations.reconcile import Finding, reconcile
 from starter import cli
-from starter.client import AccountClient, CommandRejected, InsufficientFunds
-from starter.reconcile import Finding, reconcile
-from workflows.messages import workflow_id
+from workflows.interface import workflow_id
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ async def _closed(accounts: AccountClient, account_id: str) -> None:
     await accounts.open(account_id, "USD")
     await accounts.add_funds(account_id, 50, command_id="c-fund")
     await accounts.close(account_id, command_id="c-close")
-    with pytest.raises(CommandRejected):  # also waits until the close has been applied
+    with pytest.raises(CommandRejectedError):  # also waits until the close has been applied
         await accounts.add_funds(account_id, 5, command_id="c-late")
 
 

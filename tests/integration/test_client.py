@@ -9,21 +9,21 @@ import socket
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from config import Settings
-from domain.model import AddFunds, Charge
-from starter.client import (
+from client import (
     AccountClient,
     AccountExists,
     AccountNotFound,
     AccountNotRunning,
-    CommandRejected,
+    CommandRejectedError,
     InsufficientFunds,
     InvalidCommand,
     TemporalUnavailable,
     TemporalUnreachable,
 )
+from config import Settings
+from domain.commands import AddFunds, Charge
 from tests.integration.helpers import scheduled_activities
-from workflows.messages import BatchOutcome
+from workflows.interface import BatchOutcome
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ async def test_typed_errors(accounts):
     with pytest.raises(InvalidCommand, match="command_id"):
         await accounts.close("t", command_id="")
     await accounts.close("t", reason="done")
-    with pytest.raises(CommandRejected, match="closed"):
+    with pytest.raises(CommandRejectedError, match="closed"):
         await accounts.add_funds("t", 5)
 
 

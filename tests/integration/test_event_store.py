@@ -21,22 +21,16 @@ from activities.event_store import (
     LoadAccount,
     event_from_row,
 )
-from domain.model import (
-    AccountClosed,
-    AccountState,
-    AccountStatus,
-    ChargeApplied,
-    ChargeDeclined,
-    CommandRejected,
-    FundsAdded,
-    fold,
-)
+from domain.account import AccountState, AccountStatus
+from domain.events import AccountClosed, ChargeApplied, ChargeDeclined, CommandRejected, FundsAdded
+from domain.memory import CommandMemory
 from tests.integration.helpers import (
     append_request,
     count_events,
     created,
     fetch_account_row,
     fetch_events,
+    fold,
 )
 
 ACCOUNT = "acc-1"
@@ -181,7 +175,7 @@ async def test_a_command_id_already_in_the_log_is_reported_and_nothing_is_writte
     state = await open_with(store, FundsAdded(command_id="old-1", amount=100),
                             ChargeApplied(command_id="old-2", amount=10))
     # a writer whose memory has forgotten old-1 and old-2
-    forgetful = state.model_copy(update={"recent_commands": {}})
+    forgetful = state._replace(recent_commands=CommandMemory())
     request = append_request(forgetful, [FundsAdded(command_id="new", amount=5),
                                          FundsAdded(command_id="old-1", amount=100),
                                          ChargeApplied(command_id="old-2", amount=10),

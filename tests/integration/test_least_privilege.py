@@ -40,7 +40,7 @@ async def accounts_with_events(worker_pool):
     from uuid import uuid4
 
     from activities.event_store import AppendEvents, EventStore, NewEvent
-    from domain.model import AccountCreated, FundsAdded
+    from domain.events import AccountCreated, FundsAdded
 
     events = [AccountCreated(account_id="lp", currency="USD"), FundsAdded(command_id="f1", amount=5)]
     await EventStore(worker_pool).append_events(AppendEvents(

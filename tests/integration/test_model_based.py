@@ -40,15 +40,15 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from starter.client import (
+from client import (
     AccountClient,
     AccountExists,
     AccountNotFound,
-    CommandRejected,
+    CommandRejectedError,
     InsufficientFunds,
     InvalidCommand,
 )
-from starter.reconcile import reconcile
+from operations.reconcile import reconcile
 from tests.integration.helpers import (
     fetch_account_row,
     fetch_events,
@@ -65,7 +65,7 @@ from tests.unit.reference_model import (
     close_problem,
     money_problem,
 )
-from workflows.messages import BatchOutcome, CommandOutcome, workflow_id
+from workflows.interface import BatchOutcome, CommandOutcome, workflow_id
 
 FAST_SEEDS = (20261126, 4242)
 FAST_ROUNDS = 60
@@ -290,7 +290,7 @@ class ModelRun:
                 got = await send(lane.model.account_id, fields["amount"],
                                  command_id=fields["command_id"],
                                  description=fields.get("description", ""), wait=wait)
-        except (InsufficientFunds, CommandRejected) as error:
+        except (InsufficientFunds, CommandRejectedError) as error:
             got = error
         except WorkflowUpdateFailedError as error:  # send_one leaves update failures as they are
             got = error.cause
@@ -458,7 +458,7 @@ class ModelRun:
 
     @staticmethod
     def accounts_command(kind: str, fields: dict[str, Any]):
-        from domain.model import AddFunds, Charge  # only to build the client's argument
+        from domain.commands import AddFunds, Charge  # only to build the client's argument
 
         return (AddFunds if kind == "add_funds" else Charge)(**fields)
 
@@ -482,7 +482,7 @@ class ModelRun:
             assert isinstance(got, InsufficientFunds), self.context(f"expected decline, got {got!r}")
             self.expect_outcome(expected, got.outcome)
         elif expected.status == "rejected":
-            assert isinstance(got, CommandRejected), self.context(f"expected rejection, got {got!r}")
+            assert isinstance(got, CommandRejectedError), self.context(f"expected rejection, got {got!r}")
             self.expect_outcome(expected, got.outcome)
         elif isinstance(got, ApplicationError):  # send_one's failed update, unexpected here
             raise AssertionError(self.context(f"expected {expected}, got {got!r}"))

@@ -37,11 +37,11 @@ from temporalio.worker import Replayer
 
 from activities.db import migrate, open_pool
 from activities.event_store import EventStore, LoadAccount
-from domain.model import FundsAdded
+from domain.events import FundsAdded
 from tests.integration.helpers import append_request, start_account, update, wait_settled
 from worker import build_worker
 from workflows.account import AccountWorkflow
-from workflows.messages import WORKFLOW_TYPE, AccountWorkflowInput, BatchOutcome, workflow_id
+from workflows.interface import WORKFLOW_TYPE, AccountWorkflowInput, BatchOutcome, workflow_id
 
 HISTORIES = Path(__file__).parent / "histories"
 BIN = Path(sys.executable).parent

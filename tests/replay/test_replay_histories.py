@@ -28,8 +28,10 @@ from temporalio.workflow import NondeterminismError
 
 from tests.integration.helpers import new_account_id, start_account, update, wait_settled
 from worker import build_worker
-from workflows.account import AccountWorkflow, _Pending
-from workflows.messages import CLOSE, BatchOutcome, CommandOutcome, decode_args, parse_signal
+from workflows import replies
+from workflows.account import AccountWorkflow
+from workflows.decoding import decode_args, parse_signal
+from workflows.interface import CLOSE, BatchOutcome, CommandOutcome
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
@@ -87,16 +89,11 @@ class AppendsBeforeLoading(AccountWorkflow):
         await super().run(args)
 
     async def _open(self) -> None:
-        from domain.model import AccountState
+        from domain.account import AccountState
 
-        self._state = AccountState(account_id=self._input.account_id)
-        await self._persist([self._pending_open()])
+        self._account = AccountState(account_id=self._input.account_id)
+        await self._persist([self._input.open_command()])
         await super()._open()
-
-    def _pending_open(self):
-        from workflows.account import _Pending
-
-        return _Pending(self._input.open_command())
 
 
 @pytest.mark.parametrize("variant, scenario", [
@@ -131,9 +128,9 @@ class RecordsUnreadableSignalsUnpatched(AccountWorkflow):
 
     @workflow.signal(dynamic=True)
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
-        values = decode_args(args, workflow.payload_converter())
-        values = self._with_close_id(values) if name == CLOSE else values
-        self._inbox.extend(_Pending(command) for command in parse_signal(name, values))
+        values = self._received(args)
+        values = replies.with_close_id(values, self._inbox) if name == CLOSE else values
+        self._inbox.put(parse_signal(name, values))
 
 
 async def test_a_history_from_before_unreadable_signals_were_recorded_still_replays():
@@ -150,7 +147,7 @@ async def test_a_history_from_before_unreadable_signals_were_recorded_still_repl
 # decided in a task that left no event, so a query that replayed that run diverged. It still
 # failed about one run in fifteen until COUNT_RUN_LENGTH: the history length read right after an
 # append was that of the task that delivered the local activity's result, a later one live than
-# on replay (see _RunLength in workflows/account.py).
+# on replay (see workflows/run_length.py).
 @pytest.mark.parametrize("local_activities", [False, True], ids=["regular", "local"])
 async def test_without_a_workflow_cache_every_task_replays_through_continue_as_new_and_batches(
         client: Client, task_queue, worker_pool, pool, local_activities: bool):

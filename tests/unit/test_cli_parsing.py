@@ -12,27 +12,27 @@ import uuid
 
 import pytest
 
-from domain.model import AddFunds, Charge, CloseAccount
 import starter
-from starter import cli, output
-from starter.accounts import cli_error
-from starter.client import (
+from client import (
     AccountExists,
     AccountNotFound,
     AccountNotRunning,
     BillingError,
-    CommandRejected,
+    CommandRejectedError,
     InsufficientFunds,
     InvalidCommand,
     NamespaceNotFound,
     TemporalUnavailable,
     TemporalUnreachable,
 )
+from domain.commands import AddFunds, Charge, CloseAccount
+from starter import cli, output
+from starter.accounts import cli_error
 from starter.demo import UPDATE_EVERY, plan
 from starter.errors import CliError, ExitCode
 from starter.inputs import check_command_fields, close_command, money_command, open_input, parse_amount
 from starter.output import money
-from workflows.messages import ADD_FUNDS, CHARGE, AccountView, CommandOutcome, OpenOutcome
+from workflows.interface import ADD_FUNDS, CHARGE, AccountView, CommandOutcome, OpenOutcome
 
 
 def parse(*argv: str):
@@ -116,9 +116,9 @@ def test_the_top_level_help_lists_every_verb(capsys: pytest.CaptureFixture[str])
 
 def test_up_passes_everything_after_it_to_devstack(monkeypatch: pytest.MonkeyPatch) -> None:
     received = []
-    fake = types.ModuleType("starter.devstack")
+    fake = types.ModuleType("devstack.up")
     fake.main = lambda argv: received.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "starter.devstack", fake)
+    monkeypatch.setitem(sys.modules, "devstack.up", fake)
     monkeypatch.setattr(starter, "devstack", fake, raising=False)  # if it was imported already
     assert cli.run(["up", "--no-demo", "--json", "--help"]) == 7
     assert received == [["--no-demo", "--json", "--help"]]
@@ -246,7 +246,7 @@ def outcome(status: str, reason: str) -> CommandOutcome:
     (InsufficientFunds(outcome("declined", "insufficient funds")), ExitCode.REFUSED,
      "charge of 100.00 USD declined for account acme: insufficient funds (balance 10.25 USD, "
      "overdraft limit 5.00 USD)"),
-    (CommandRejected(outcome("rejected", "account is closed")), ExitCode.REFUSED,
+    (CommandRejectedError(outcome("rejected", "account is closed")), ExitCode.REFUSED,
      "charge rejected by account acme: account is closed"),
     (AccountNotFound("account acme not found"), ExitCode.NOT_FOUND, "account acme not found"),
     (AccountExists("account acme already exists"), ExitCode.EXISTS, "already exists"),
@@ -262,7 +262,7 @@ def test_every_client_error_has_its_exit_code(error: BillingError, code: ExitCod
 
 
 def test_refusals_and_restarted_accounts_carry_their_details() -> None:
-    refused = cli_error(CommandRejected(outcome("rejected", "account is closed")), VIEW,
+    refused = cli_error(CommandRejectedError(outcome("rejected", "account is closed")), VIEW,
                         CloseAccount(command_id="c"))
     assert refused.details["outcome"]["status"] == "rejected"
     restarted = cli_error(AccountExists("account acme already exists: ...",

@@ -12,19 +12,16 @@ from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from domain.model import AccountState, AddFunds, Charge, CloseAccount, RejectInput, decide
-from workflows.messages import (
+from domain.account import AccountState, decide
+from domain.commands import AddFunds, Charge, CloseAccount, RejectInput
+from workflows.decoding import Undecodable, decode_args, parse_command, parse_signal, parse_update
+from workflows.interface import (
     ADD_FUNDS,
     CHARGE,
     CLOSE,
     POST_BATCH,
     AccountView,
     AccountWorkflowInput,
-    Undecodable,
-    decode_args,
-    parse_command,
-    parse_signal,
-    parse_update,
     workflow_id,
 )
 

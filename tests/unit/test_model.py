@@ -1,39 +1,32 @@
-"""The pure account core: ``decide``, ``evolve``, ``fold`` and the command models' validation."""
+"""The pure account core: ``decide``, ``evolve``, ``decide_each`` and the command models' validation."""
 
 from __future__ import annotations
+
+from functools import reduce
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-import domain.model as model
-from domain.model import (
-    MAX_BALANCE,
+import domain.memory as memory
+from domain.account import MAX_BALANCE, AccountState, AccountStatus, Decision, decide, decide_each, evolve
+from domain.commands import AddFunds, Charge, CloseAccount, Command, OpenAccount, RejectInput
+from domain.events import (
     AccountClosed,
     AccountCreated,
-    AccountState,
-    AccountStatus,
-    AddFunds,
-    Charge,
     ChargeApplied,
     ChargeDeclined,
-    CloseAccount,
-    Command,
     CommandRejected,
-    Decision,
     FundsAdded,
-    OpenAccount,
-    RejectInput,
-    decide,
-    decide_batch,
-    evolve,
-    fold,
-    remember_commands,
 )
 from domain.money import MAX_AMOUNT
 
 ACCOUNT = "acc-1"
+
+
+def fold(state: AccountState, events) -> AccountState:
+    return reduce(evolve, events, state)
 
 
 def opened(overdraft_limit: int = 0, currency: str = "USD") -> AccountState:
@@ -127,7 +120,7 @@ def test_charge_on_an_overdrawn_account_is_declined():
 
 
 def test_add_funds_up_to_max_balance_is_applied_and_one_more_is_rejected():
-    state = opened().model_copy(update={"balance": MAX_BALANCE - 10})
+    state = opened()._replace(balance=MAX_BALANCE - 10)
 
     assert decide(state, AddFunds(command_id="a", amount=10)) == [FundsAdded(command_id="a", amount=10)]
     [event] = decide(state, AddFunds(command_id="b", amount=11))
@@ -251,7 +244,7 @@ def test_fold_of_nothing_is_the_same_state_and_fold_equals_successive_evolves():
 
 def test_remember_commands_adds_ids_without_touching_anything_else():
     state = funded(100)
-    after = remember_commands(state, {"old-1": 1, "old-2": 2})
+    after = state.knowing({"old-1": 1, "old-2": 2})
 
     assert after.recent_commands == {"fund": 2, "old-1": 1, "old-2": 2}
     assert (after.balance, after.version) == (state.balance, state.version)
@@ -260,7 +253,7 @@ def test_remember_commands_adds_ids_without_touching_anything_else():
 
 
 def test_memory_is_trimmed_to_the_newest_commands(monkeypatch):
-    monkeypatch.setattr(model, "RECENT_COMMANDS_KEPT", 3)
+    monkeypatch.setattr(memory, "COMMANDS_KEPT", 3)
     state = run(opened(), *(AddFunds(command_id=f"c{i}", amount=1) for i in range(5)))
 
     assert state.recent_commands == {"c2": 4, "c3": 5, "c4": 6}
@@ -270,14 +263,14 @@ def test_memory_is_trimmed_to_the_newest_commands(monkeypatch):
 
 
 def test_remember_commands_also_respects_the_memory_size(monkeypatch):
-    monkeypatch.setattr(model, "RECENT_COMMANDS_KEPT", 3)
+    monkeypatch.setattr(memory, "COMMANDS_KEPT", 3)
     state = run(opened(), *(AddFunds(command_id=f"c{i}", amount=1) for i in range(3)))
-    after = remember_commands(state, {"old": 1})
+    after = state.knowing({"old": 1})
     assert len(after.recent_commands) == 3 and "old" in after.recent_commands
 
 
 def test_default_memory_size_is_2000():
-    assert model.RECENT_COMMANDS_KEPT == 2_000
+    assert memory.COMMANDS_KEPT == 2_000
 
 
 def test_command_union_dispatches_on_kind():
@@ -289,15 +282,15 @@ def test_command_union_dispatches_on_kind():
         adapter.validate_python({"kind": "refund", "command_id": "c", "amount": 5})
 
 
-# --- decide_batch -----------------------------------------------------------------------------
+# --- decide_each -----------------------------------------------------------------------------
 
-def test_decide_batch_decides_each_command_against_the_state_left_by_the_previous_ones():
+def test_decide_each_decides_each_command_against_the_state_left_by_the_previous_ones():
     state = funded(100)
     commands = [Charge(command_id="c1", amount=60), Charge(command_id="c2", amount=60),
                 AddFunds(command_id="f2", amount=5), Charge(command_id="c1", amount=60),
                 RejectInput(command="charge", reason="bad")]
 
-    decisions, after = decide_batch(state, commands)
+    decisions, after = decide_each(state, commands)
 
     assert decisions == [
         Decision(events=[ChargeApplied(command_id="c1", amount=60)], balance=40, version=3),
@@ -312,17 +305,17 @@ def test_decide_batch_decides_each_command_against_the_state_left_by_the_previou
     assert state == funded(100)  # the input state is untouched
 
 
-def test_decide_batch_of_nothing_changes_nothing():
+def test_decide_each_of_nothing_changes_nothing():
     state = funded(100)
-    assert decide_batch(state, []) == ([], state)
+    assert decide_each(state, []) == ([], state)
 
 
 def test_long_folds_keep_exactly_the_newest_commands(monkeypatch):
-    monkeypatch.setattr(model, "RECENT_COMMANDS_KEPT", 3)
+    monkeypatch.setattr(memory, "COMMANDS_KEPT", 3)
     events = [FundsAdded(command_id=f"c{i}", amount=1) for i in range(20)]
 
     state = fold(opened(), events)
-    _, batched = decide_batch(opened(), [AddFunds(command_id=f"c{i}", amount=1)
+    _, batched = decide_each(opened(), [AddFunds(command_id=f"c{i}", amount=1)
                                                  for i in range(20)])
 
     assert state.recent_commands == {"c17": 19, "c18": 20, "c19": 21}
@@ -497,9 +490,9 @@ def test_applying_a_command_twice_equals_applying_it_once(limit, history, comman
 
 @settings(max_examples=200, deadline=None)
 @given(limit=limits, history=st.lists(commands, max_size=20), batch=st.lists(commands, max_size=20))
-def test_decide_batch_equals_deciding_one_command_at_a_time(limit, history, batch):
+def test_decide_each_equals_deciding_one_command_at_a_time(limit, history, batch):
     state = run(opened(limit), *history)
-    decisions, after = decide_batch(state, batch)
+    decisions, after = decide_each(state, batch)
 
     stepwise = state
     for command, decision in zip(batch, decisions, strict=True):
@@ -517,7 +510,7 @@ def test_decide_batch_equals_deciding_one_command_at_a_time(limit, history, batc
        sequence=st.lists(st.builds(AddFunds, command_id=st.uuids().map(str),
                                    amount=st.integers(1, MAX_AMOUNT)), max_size=10))
 def test_balance_never_exceeds_max_balance(start, sequence):
-    state = opened().model_copy(update={"balance": start})
+    state = opened()._replace(balance=start)
     for command in sequence:
         state = run(state, command)
         assert state.balance <= MAX_BALANCE

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from config import Settings
-from starter import services
-from starter.services import ROOT, StartupError
+from devstack import services
+from devstack.services import ROOT, StartupError
 
 DATABASE = "billing"
 READY_LINE = "billing dev stack is up"

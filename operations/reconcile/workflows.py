@@ -11,17 +11,17 @@ from typing import Awaitable, Callable, Iterable, Mapping
 
 from psycopg import AsyncConnection
 
-from domain.model import AccountStatus
-from starter.client import (
+from client import (
     AccountClient,
     AccountNotFound,
     AccountNotRunning,
     BillingError,
     TemporalUnavailable,
 )
-from starter.reconcile.queries import fold_accounts
-from starter.reconcile.report import Finding, Report
-from workflows.messages import AccountView
+from domain.account import AccountStatus
+from operations.reconcile.queries import fold_accounts
+from operations.reconcile.report import Finding, Report
+from workflows.interface import AccountView
 
 WORKFLOW_CONCURRENCY = 32
 RECHECK_DELAY = 0.5  # seconds before a workflow difference is looked at again

@@ -8,14 +8,14 @@
 ``BillingError`` subclass (``errors``); concurrent calls are coalesced by ``batches``.
 """
 
-from starter.client.account_client import AccountClient, new_command_id
-from starter.client.errors import (
+from client.account_client import AccountClient, new_command_id
+from client.errors import (
     AccountExists,
     AccountNotFound,
     AccountNotRunning,
     BillingError,
     CommandRefused,
-    CommandRejected,
+    CommandRejectedError,
     InsufficientFunds,
     InvalidCommand,
     NamespaceNotFound,
@@ -25,6 +25,6 @@ from starter.client.errors import (
 
 __all__ = [
     "AccountClient", "AccountExists", "AccountNotFound", "AccountNotRunning", "BillingError",
-    "CommandRefused", "CommandRejected", "InsufficientFunds", "InvalidCommand",
+    "CommandRefused", "CommandRejectedError", "InsufficientFunds", "InvalidCommand",
     "NamespaceNotFound", "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
 ]

@@ -9,19 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from activities.event_store import event_from_row
-from domain.model import (
-    AccountCreated,
-    AccountState,
-    AccountStatus,
-    CommandRejected,
-    Event,
-    evolve,
-)
-from starter.reconcile.report import Finding
-
-_COMMANDS_KEPT = 64
-"""The fold forgets command ids past this many: ``evolve`` copies ``recent_commands`` on every
-event, and the check needs none of them (duplicates are found in SQL), so a long log stays linear."""
+from domain.account import AccountState, AccountStatus, evolve
+from domain.events import AccountCreated, CommandRejected, Event
+from operations.reconcile.report import Finding
 
 
 class LogFold:
@@ -55,8 +45,6 @@ class LogFold:
         if problem:
             return self._break("event", problem[0], event_type, f"version {version}: {problem[1]}")
         state = evolve(state, event)
-        if len(state.recent_commands) > _COMMANDS_KEPT:
-            state = state.model_copy(update={"recent_commands": {}})
         if state.balance < -state.overdraft_limit and not self._overdrawn:
             self._overdrawn = True  # report the first time only; the rest follow from it
             self.findings.append(Finding(

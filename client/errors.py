@@ -19,7 +19,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.messages import (
+from workflows.interface import (
     COMMAND_REJECTED,
     INSUFFICIENT_FUNDS,
     INVALID_COMMAND,
@@ -70,7 +70,7 @@ class InsufficientFunds(CommandRefused):
     """A charge declined because it would pass the overdraft limit (``CHARGE_DECLINED``)."""
 
 
-class CommandRejected(CommandRefused):
+class CommandRejectedError(CommandRefused):
     """A command rejected by the account, e.g. because it is closed (``COMMAND_REJECTED``)."""
 
 
@@ -100,7 +100,7 @@ def refusal(outcome: CommandOutcome) -> CommandRefused | None:
     if outcome.status == "declined":
         return InsufficientFunds(outcome)
     if outcome.status == "rejected":
-        return CommandRejected(outcome)
+        return CommandRejectedError(outcome)
     return None
 
 

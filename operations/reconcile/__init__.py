@@ -32,10 +32,10 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
-from domain.model import AccountState, AccountStatus
-from starter.client import AccountClient
-from starter.reconcile.fold import LogFold
-from starter.reconcile.queries import (
+from client import AccountClient
+from domain.account import AccountState, AccountStatus
+from operations.reconcile.fold import LogFold
+from operations.reconcile.queries import (
     EVENT_COLUMNS,
     PROJECTIONS,
     Projection,
@@ -45,8 +45,8 @@ from starter.reconcile.queries import (
     unknown_accounts,
     where_ids,
 )
-from starter.reconcile.report import Finding, Report
-from starter.reconcile.workflows import RECHECK_DELAY, check_workflows
+from operations.reconcile.report import Finding, Report
+from operations.reconcile.workflows import RECHECK_DELAY, check_workflows
 
 __all__ = ["Finding", "LogFold", "PROJECTIONS", "Projection", "Report", "reconcile"]
 

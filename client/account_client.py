@@ -4,12 +4,12 @@ Commands are validated locally with the domain's own models, so a malformed one 
 before it is sent. Two ways to send a fund or charge:
 
 - ``add_funds``/``charge``/``submit`` coalesce concurrent calls to one account into
-  ``post_batch`` messages (``starter.client.batches``): the path for services under load;
+  ``post_batch`` messages (``client.batches``): the path for services under load;
 - ``send_one`` sends one command as its own ``add_funds``/``charge`` update (or signal), the
   documented one-command contract, as the CLI does.
 
 With ``rpc_timeout``, every call is bounded; a call that runs out of time, like every other
-Temporal failure, surfaces as a ``BillingError`` subclass (``starter.client.errors``).
+Temporal failure, surfaces as a ``BillingError`` subclass (``client.errors``).
 """
 
 from __future__ import annotations
@@ -25,27 +25,30 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from config import Settings, connect_temporal
-from domain.model import AddFunds, Charge, CloseAccount
-from starter.client.batches import Batcher
-from starter.client.errors import (
+from client.batches import Batcher
+from client.errors import (
     AccountExists,
     Endpoint,
     InvalidCommand,
     TemporalUnavailable,
     TemporalUnreachable,
 )
-from workflows.messages import (
+from config import Settings, connect_temporal
+from domain.commands import AddFunds, Charge, CloseAccount
+from workflows.decoding import describe_validation_error
+from workflows.interface import (
     CLOSE,
     MAX_BATCH_COMMANDS,
+    OPENED,
     POST_BATCH,
+    STATE,
     WORKFLOW_TYPE,
     AccountView,
     AccountWorkflowInput,
     BatchOutcome,
     CommandOutcome,
     OpenOutcome,
-    describe_validation_error,
+    PostBatch,
     workflow_id,
 )
 
@@ -99,7 +102,7 @@ class AccountClient:
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, rpc_timeout=self._rpc_timeout))
         try:
             outcome = await self._call(account_id, handle.execute_update(
-                "opened", result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
+                OPENED, result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
         except TemporalUnavailable as error:
             if isinstance(error, TemporalUnreachable):
                 raise
@@ -117,7 +120,7 @@ class AccountClient:
         history."""
         reject = QueryRejectCondition.NOT_OPEN if running_only else None
         return await self._call(account_id, self.handle(account_id).query(
-            "state", result_type=AccountView, rpc_timeout=self._rpc_timeout,
+            STATE, result_type=AccountView, rpc_timeout=self._rpc_timeout,
             reject_condition=reject))
 
     async def wait_for(self, account_id: str, predicate: Callable[[AccountView], bool], *,
@@ -182,7 +185,7 @@ class AccountClient:
     async def _send_batch(self, account_id: str, commands: list[AddFunds | Charge],
                           wait: bool) -> list[CommandOutcome] | None:
         """One ``post_batch`` message: an update when ``wait``, else a signal."""
-        body = {"commands": [command.model_dump(mode="json") for command in commands]}
+        body = PostBatch(commands=commands)
         handle = self.handle(account_id)
         self.messages_sent += 1
         if not wait:

@@ -11,9 +11,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from domain.model import AddFunds, Charge
-from starter.client.errors import refusal
-from workflows.messages import MAX_BATCH_BYTES, CommandOutcome, command_size
+from client.errors import refusal
+from domain.commands import AddFunds, Charge
+from workflows.interface import MAX_BATCH_BYTES, CommandOutcome
 
 SendBatch = Callable[[str, list[AddFunds | Charge], bool], Awaitable[list[CommandOutcome] | None]]
 """``send(account_id, commands, wait)``: one message; the outcomes in order when ``wait``."""
@@ -84,6 +84,11 @@ class Batcher:
             return
         for queued, outcome in zip(batch, outcomes or [None] * len(batch)):
             _settle(queued, outcome)
+
+
+def command_size(command: AddFunds | Charge) -> int:
+    """A command's weight in a batch, as UTF-8 JSON bytes."""
+    return len(command.model_dump_json().encode())
 
 
 def _take(waiting: list[_Queued], most: int, budget: int) -> list[_Queued]:

@@ -11,9 +11,9 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
-from domain.model import AccountState
-from starter.reconcile.fold import LogFold
-from starter.reconcile.report import Finding
+from domain.account import AccountState
+from operations.reconcile.fold import LogFold
+from operations.reconcile.report import Finding
 
 EVENT_COLUMNS = "account_id, version, event_type, payload, command_id"
 

@@ -1,140 +1,41 @@
-"""The account workflow's public interface: names, inputs, outcomes and typed errors.
+"""What arrives at an account, decoded and parsed into domain commands; never raises.
 
 Signals, updates and the start input arrive as raw payloads. ``decode_args`` decodes them with
-the workflow's payload converter and never raises: a payload that does not decode becomes an
-``Undecodable`` argument. ``parse_signal``, ``parse_update``, ``parse_command`` and
-``parse_batch`` turn the decoded arguments into domain commands, or into a ``RejectInput`` that
-says why they were refused, so no input is ever lost and no input can fail the workflow.
+the workflow's payload converter: a payload that does not decode becomes an ``Undecodable``
+argument. ``parse_signal``, ``parse_update``, ``parse_command`` and ``parse_batch`` turn the
+decoded arguments into commands, or into a ``RejectInput`` that says why they were refused, so
+no input is ever lost and no input can fail the workflow. Text that comes from the sender
+(field names, message names, previews) is escaped and shortened before it is stored.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Sequence, Union
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.converter import PayloadConverter
 
-from domain.model import (
-    AccountState,
-    AccountStatus,
-    AddFunds,
-    Charge,
-    CloseAccount,
-    Command,
-    OpenAccount,
-    RejectInput,
+from domain.commands import AddFunds, Charge, CloseAccount, Command, RejectInput
+from workflows.interface import (
+    ADD_FUNDS,
+    CHARGE,
+    CLOSE,
+    COMMAND_UPDATES,
+    MAX_BATCH_COMMANDS,
+    OPENED,
+    POST_BATCH,
+    SIGNALS,
+    BatchItem,
 )
-
-WORKFLOW_TYPE = "AccountWorkflow"
-ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
-OPENED = "opened"
-SIGNALS = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH)
-COMMAND_UPDATES = (ADD_FUNDS, CHARGE, POST_BATCH)
-"""The updates that carry commands; ``opened`` is the only other one."""
-MAX_BATCH_COMMANDS = 1_000
-"""The most commands one ``post_batch`` message may carry."""
-MAX_BATCH_BYTES = 1_000_000
-"""The most one ``post_batch`` update may weigh as JSON. Temporal refuses payloads over 2 MB,
-and an update's input is copied into its acceptance: 1,000 maximal commands (128-character ids,
-500-character descriptions in 4-byte UTF-8) would weigh 2.6 MB."""
-
-# ApplicationError types that callers can match on.
-INVALID_COMMAND = "InvalidCommand"
-INVALID_ACCOUNT = "InvalidAccount"
-INSUFFICIENT_FUNDS = "InsufficientFunds"
-COMMAND_REJECTED = "CommandRejected"
 
 _COMMAND_MODELS: dict[str, type[BaseModel]] = {ADD_FUNDS: AddFunds, CHARGE: Charge, CLOSE: CloseAccount}
 _PREVIEW_CHARS = 1_000
-_BATCH_ITEM: TypeAdapter[AddFunds | Charge] = TypeAdapter(
-    Annotated[Union[AddFunds, Charge], Field(discriminator="kind")]
-)
-
-
-def workflow_id(account_id: str) -> str:
-    """The id of the workflow that owns ``account_id``."""
-    return f"account-{account_id}"
-
-
-class AccountWorkflowInput(BaseModel):
-    """Start input. ``snapshot`` is set only by continue-as-new; ``history_budget`` caps the
-    history length of one run (tests set it small to exercise continue-as-new)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    account_id: str
-    currency: str = ""
-    overdraft_limit: int = 0
-    snapshot: AccountState | None = None
-    history_budget: int = Field(default=10_000, ge=10)
-    max_batch: int = Field(default=MAX_BATCH_COMMANDS, ge=1, le=2_000)
-    local_activities: bool = True
-    """Run the event-store activities as local activities: one workflow task per batch instead
-    of a server round trip before and after the store call, and a small marker in the history
-    instead of the whole batch. Measured in bench/ (BENCHMARKS.md)."""
-
-    def open_command(self) -> OpenAccount:
-        return OpenAccount.model_validate(
-            {"account_id": self.account_id, "currency": self.currency,
-             "overdraft_limit": self.overdraft_limit}
-        )
-
-
-class CommandOutcome(BaseModel):
-    """What happened to one command. ``version`` is the event that recorded it and ``balance``
-    the balance right after it.
-
-    A ``duplicate`` (a command id seen before) changes nothing: ``version`` is the event that
-    first recorded the id, ``balance`` today's balance, and ``original_status`` (with
-    ``reason``) what the first command came to, so a caller that lost the first answer learns
-    it. ``original_status`` is None only for an id older than the account's memory; the event
-    at ``version`` in the log tells."""
-
-    command_id: str | None
-    status: Literal["applied", "declined", "rejected", "duplicate"]
-    reason: str = ""
-    balance: int
-    version: int
-    original_status: Literal["applied", "declined", "rejected"] | None = None
-
-
-class AccountView(BaseModel):
-    """The ``state`` query's answer."""
-
-    account_id: str
-    currency: str
-    balance: int
-    version: int
-    status: AccountStatus
-    overdraft_limit: int
-    pending_commands: int = 0
-    """Commands received but not yet stored; 0 means the log holds everything sent so far."""
-
-    @classmethod
-    def of(cls, state: AccountState, pending: int = 0) -> "AccountView":
-        return cls(account_id=state.account_id, currency=state.currency, balance=state.balance,
-                   version=state.version, status=state.status,
-                   overdraft_limit=state.overdraft_limit, pending_commands=pending)
-
-
-class BatchOutcome(BaseModel):
-    """Answer of the ``post_batch`` update: one outcome per command, in the order sent.
-    Declines and rejections are outcomes here, not errors, so one bad charge does not hide
-    the others' results."""
-
-    outcomes: list[CommandOutcome]
-
-
-class OpenOutcome(BaseModel):
-    """Answer of the ``opened`` update: whether this start created the account, or found it in
-    the log (an account that already existed)."""
-
-    created: bool
-    account: AccountView
+_BATCH_ITEM: TypeAdapter[AddFunds | Charge] = TypeAdapter(BatchItem)
 
 
 @dataclass(frozen=True)
@@ -207,11 +108,6 @@ def parse_command(kind: str, args: Sequence[Any]) -> Command:
         return model.model_validate(payload)  # type: ignore[return-value]
     except ValidationError as error:
         return _reject(kind, describe_validation_error(error), payload)
-
-
-def command_size(command: BaseModel) -> int:
-    """A command's weight in a batch, as UTF-8 JSON bytes."""
-    return len(command.model_dump_json().encode())
 
 
 def batch_size(batch: Any) -> int:

@@ -1,0 +1,91 @@
+"""What a caller can ask of an account: immutable, strictly validated commands.
+
+``command_id`` is the caller's idempotency key. A command that fails validation never becomes
+one of these: the workflow turns it into ``RejectInput``, which records why, so no input is
+silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from domain.money import MAX_AMOUNT, MoneyError, currency_exponent
+
+AccountId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+# Control characters are refused: Postgres cannot store NUL in text or jsonb, and an event that
+# cannot be stored would block its account's workflow.
+CommandId = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,128}$")]
+Description = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{0,500}$")]
+Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
+
+
+class _Command(BaseModel):
+    """Immutable, strict about types, and refusing unknown fields."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+
+class OpenAccount(_Command):
+    """Open an account in one currency, optionally allowed to go below zero by ``overdraft_limit``."""
+
+    kind: Literal["open"] = "open"
+    account_id: AccountId
+    currency: str
+    overdraft_limit: Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)] = 0
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, code: str) -> str:
+        try:
+            currency_exponent(code)
+        except MoneyError as error:
+            raise ValueError(str(error)) from None
+        return code
+
+
+class AddFunds(_Command):
+    """Credit the account."""
+
+    kind: Literal["add_funds"] = "add_funds"
+    command_id: CommandId
+    amount: Amount
+    description: Description = ""
+
+
+class Charge(_Command):
+    """Debit the account, unless that would take it below ``-overdraft_limit``."""
+
+    kind: Literal["charge"] = "charge"
+    command_id: CommandId
+    amount: Amount
+    description: Description = ""
+
+
+class CloseAccount(_Command):
+    """Close the account; every later command is rejected."""
+
+    kind: Literal["close"] = "close"
+    command_id: CommandId
+    reason: Description = ""
+
+
+class RejectInput(_Command):
+    """Input that failed validation; deciding it records why.
+
+    It carries no command id: a malformed command must not use up the caller's idempotency key,
+    so a corrected retry under the same key is still applied."""
+
+    kind: Literal["reject"] = "reject"
+    command: str
+    reason: str
+    received: Any = None
+
+
+MoneyCommand = AddFunds | Charge
+"""The commands that move money, and the only ones a batch may carry."""
+
+Command = Annotated[
+    OpenAccount | AddFunds | Charge | CloseAccount | RejectInput, Field(discriminator="kind")
+]

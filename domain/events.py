@@ -1,0 +1,78 @@
+"""What happened to an account: immutable events, the only thing the log stores.
+
+Each event's ``type`` is its name in the log (``account_events.event_type``). ``command_id`` is
+the command that caused it, kept so that the same command is never recorded twice.
+
+Events are plain frozen dataclasses, cheap to make and to fold; pydantic validates them only
+where they cross a boundary (``EVENTS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, TypeAdapter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountCreated:
+    type: Literal["ACCOUNT_CREATED"] = "ACCOUNT_CREATED"
+    command_id: str | None = None
+    account_id: str
+    currency: str
+    overdraft_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FundsAdded:
+    type: Literal["FUND_ADDED"] = "FUND_ADDED"
+    command_id: str
+    amount: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargeApplied:
+    type: Literal["CHARGE_APPLIED"] = "CHARGE_APPLIED"
+    command_id: str
+    amount: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargeDeclined:
+    type: Literal["CHARGE_DECLINED"] = "CHARGE_DECLINED"
+    command_id: str
+    amount: int
+    description: str = ""
+    reason: str
+    balance: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandRejected:
+    """A command that was not applied. ``command_id`` is kept only when it was well-formed,
+    so a malformed command does not use up the caller's idempotency key."""
+
+    type: Literal["COMMAND_REJECTED"] = "COMMAND_REJECTED"
+    command_id: str | None = None
+    command: str
+    reason: str
+    received: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountClosed:
+    type: Literal["ACCOUNT_CLOSED"] = "ACCOUNT_CLOSED"
+    command_id: str | None = None
+    reason: str = ""
+
+
+Event = Annotated[
+    AccountCreated | FundsAdded | ChargeApplied | ChargeDeclined | CommandRejected | AccountClosed,
+    Field(discriminator="type"),
+]
+
+EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+"""Validates any event from its fields, ``type`` included, and writes it back as JSON."""

@@ -1,0 +1,133 @@
+"""The account workflow's public interface: names, inputs, outcomes and typed errors.
+
+Everything a caller needs to talk to an account, in Python or (through the JSON these models
+describe) in any other language. Decoding what arrives is ``workflows.decoding``'s job.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.account import AccountState, AccountStatus
+from domain.commands import AddFunds, Charge, OpenAccount
+
+WORKFLOW_TYPE = "AccountWorkflow"
+ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
+OPENED = "opened"
+STATE = "state"
+"""The query that answers an ``AccountView``."""
+SIGNALS = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH)
+COMMAND_UPDATES = (ADD_FUNDS, CHARGE, POST_BATCH)
+"""The updates that carry commands; ``opened`` is the only other one."""
+MAX_BATCH_COMMANDS = 1_000
+"""The most commands one ``post_batch`` message may carry."""
+MAX_BATCH_BYTES = 1_000_000
+"""The most one ``post_batch`` update may weigh as JSON. Temporal refuses payloads over 2 MB,
+and an update's input is copied into its acceptance: 1,000 maximal commands (128-character ids,
+500-character descriptions in 4-byte UTF-8) would weigh 2.6 MB."""
+
+# ApplicationError types that callers can match on.
+INVALID_COMMAND = "InvalidCommand"
+INVALID_ACCOUNT = "InvalidAccount"
+INSUFFICIENT_FUNDS = "InsufficientFunds"
+COMMAND_REJECTED = "CommandRejected"
+
+
+def workflow_id(account_id: str) -> str:
+    """The id of the workflow that owns ``account_id``."""
+    return f"account-{account_id}"
+
+
+class AccountWorkflowInput(BaseModel):
+    """Start input. ``snapshot`` is set only by continue-as-new; ``history_budget`` caps the
+    history length of one run (tests set it small to exercise continue-as-new)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: str
+    currency: str = ""
+    overdraft_limit: int = 0
+    snapshot: AccountState | None = None
+    history_budget: int = Field(default=10_000, ge=10)
+    max_batch: int = Field(default=MAX_BATCH_COMMANDS, ge=1, le=2_000)
+    local_activities: bool = True
+    """Run the event-store activities as local activities: one workflow task per batch instead
+    of a server round trip before and after the store call, and a small marker in the history
+    instead of the whole batch. Measured in bench/ (BENCHMARKS.md)."""
+
+    def open_command(self) -> OpenAccount:
+        return OpenAccount.model_validate(
+            {"account_id": self.account_id, "currency": self.currency,
+             "overdraft_limit": self.overdraft_limit}
+        )
+
+    def continued(self, state: AccountState) -> AccountWorkflowInput:
+        """The input of the next run: the same settings, carrying ``state``."""
+        return self.model_copy(update={"snapshot": state})
+
+
+BatchItem = Annotated[AddFunds | Charge, Field(discriminator="kind")]
+
+
+class PostBatch(BaseModel):
+    """The ``post_batch`` signal's and update's argument: 1 to 1,000 funds and charges, applied
+    in order. A malformed item is rejected on its own; the others still apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    commands: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_COMMANDS)
+
+
+class CommandOutcome(BaseModel):
+    """What happened to one command. ``version`` is the event that recorded it and ``balance``
+    the balance right after it.
+
+    A ``duplicate`` (a command id seen before) changes nothing: ``version`` is the event that
+    first recorded the id, ``balance`` today's balance, and ``original_status`` (with
+    ``reason``) what the first command came to, so a caller that lost the first answer learns
+    it. ``original_status`` is None only for an id older than the account's memory; the event
+    at ``version`` in the log tells."""
+
+    command_id: str | None
+    status: Literal["applied", "declined", "rejected", "duplicate"]
+    reason: str = ""
+    balance: int
+    version: int
+    original_status: Literal["applied", "declined", "rejected"] | None = None
+
+
+class AccountView(BaseModel):
+    """The ``state`` query's answer."""
+
+    account_id: str
+    currency: str
+    balance: int
+    version: int
+    status: AccountStatus
+    overdraft_limit: int
+    pending_commands: int = 0
+    """Commands received but not yet stored; 0 means the log holds everything sent so far."""
+
+    @classmethod
+    def of(cls, state: AccountState, pending: int = 0) -> AccountView:
+        return cls(account_id=state.account_id, currency=state.currency, balance=state.balance,
+                   version=state.version, status=state.status,
+                   overdraft_limit=state.overdraft_limit, pending_commands=pending)
+
+
+class BatchOutcome(BaseModel):
+    """Answer of the ``post_batch`` update: one outcome per command, in the order sent.
+    Declines and rejections are outcomes here, not errors, so one bad charge does not hide
+    the others' results."""
+
+    outcomes: list[CommandOutcome]
+
+
+class OpenOutcome(BaseModel):
+    """Answer of the ``opened`` update: whether this start created the account, or found it in
+    the log (an account that already existed)."""
+
+    created: bool
+    account: AccountView
