@@ -8,12 +8,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md config.py worker.py ./
-COPY domain/ domain/
-COPY workflows/ workflows/
-COPY activities/ activities/
-COPY starter/ starter/
-COPY migrations/ migrations/
+COPY . .
 RUN pip install . && useradd --system --no-create-home billing
 
 USER billing

@@ -42,7 +42,7 @@ class Settings:
     workflow_sandbox: bool = False
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
             temporal_address=os.environ.get("TEMPORAL_ADDRESS") or cls.temporal_address,
@@ -63,7 +63,8 @@ async def connect_temporal(settings: Settings) -> Client:
 
     TLS and API-key settings come from the SDK's standard TEMPORAL_* environment variables."""
     options = ClientConfig.load_client_connect_config()
-    options.update(target_host=settings.temporal_address, namespace=settings.temporal_namespace)
+    options["target_host"] = settings.temporal_address
+    options["namespace"] = settings.temporal_namespace
     return await Client.connect(**options, data_converter=pydantic_data_converter)
 
 

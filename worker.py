@@ -15,7 +15,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
@@ -30,29 +32,27 @@ from workflows.account import AccountWorkflow
 log = logging.getLogger("billing.worker")
 
 
+WORKFLOWS: list[type] = [AccountWorkflow]
+"""Every workflow type the worker runs. ``AccountWorkflow`` is the dynamic one: named types
+listed beside it take precedence (docs/decisions.md, "Raw payloads")."""
+
+
 def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
-                 sandboxed: bool = True, **options) -> Worker:
+                 sandboxed: bool = True, workflows: Sequence[type] = WORKFLOWS,
+                 **options: Any) -> Worker:
     """The worker for ``task_queue``, with every workflow and activity of the service.
 
     ``sandboxed`` runs the workflows in the SDK's sandbox, which refuses non-deterministic
-    calls (clock, randomness, I/O) and isolates module state. The tests keep it on, so such a
-    call in the workflow fails there. The service's worker turns it off unless
-    ``BILLING_WORKFLOW_SANDBOX=1``: measured on 2 quiet cores, the sandbox costs 15-19 ms of
-    process CPU per update against 12 ms, p50 update latency 25-32 ms against 23 ms, and
-    15-35% of the batched throughput. The workflow module imports only deterministic code
-    (passed through), and recorded histories replay in CI.
-    """
+    calls; the tests keep it on, the service's worker turns it off unless
+    ``BILLING_WORKFLOW_SANDBOX=1`` (docs/decisions.md, "outside the sandbox")."""
     return Worker(
         client,
         task_queue=task_queue,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
-        workflows=[AccountWorkflow],  # the dynamic workflow: it runs only AccountWorkflow starts
+        workflows=list(workflows),
         activities=EventStore(pool).activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
-        # An oversized update is refused by its validator, but the SDK's refusal would carry the
-        # whole request and fail the worker's own size check on every retry (a stuck account).
-        # Without that check the server drops what is too big and the caller gets an error.
-        disable_payload_error_limit=True,
+        disable_payload_error_limit=True,  # docs/decisions.md, "Oversized updates"
         **options,
     )
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(serve(Settings.from_env()))
         return 0
-    except Exception as error:  # noqa: BLE001 - a last word for the operator, then exit non-zero
+    except Exception as error:  # a last word for the operator, then exit non-zero
         log.error("worker failed: %s", error, exc_info=not isinstance(error, ConfigError))
         return 1
 

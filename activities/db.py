@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -27,20 +28,19 @@ def pending_migrations(applied: set[str]) -> list[Path]:
 
 async def migrate(database_url: str) -> list[str]:
     """Apply pending migrations in one transaction; return the names applied."""
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            cursor = await conn.execute("SELECT name FROM schema_migrations")
-            applied = {name for (name,) in await cursor.fetchall()}
-            names = []
-            for path in pending_migrations(applied):
-                await conn.execute(path.read_text())
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.stem,))
-                names.append(path.stem)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await conn.execute("SELECT name FROM schema_migrations")
+        applied = {name for (name,) in await cursor.fetchall()}
+        names = []
+        for path in pending_migrations(applied):
+            await conn.execute(path.read_text())
+            await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.stem,))
+            names.append(path.stem)
     for name in names:
         log.info("applied migration %s", name)
     return names
@@ -53,8 +53,8 @@ def open_pool(database_url: str, *, role: str | None = None, max_size: int = 8) 
     with only the privileges migration 0002 grants (append and read events, never change them).
     """
 
-    async def least_privilege(conn: psycopg.AsyncConnection) -> None:
-        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+    async def least_privilege(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role or "")))
 
     return AsyncConnectionPool(
         database_url,

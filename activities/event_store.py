@@ -13,11 +13,12 @@ updated ``accounts`` row in a single SQL statement, guarded by the expected vers
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import reduce
+from typing import Any
 from uuid import UUID, uuid5
 
-from psycopg import errors
+from psycopg import AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from temporalio import activity
@@ -63,6 +64,28 @@ class AppendEvents(BaseModel):
     currency: str
     overdraft_limit: int
 
+    @classmethod
+    def recording(cls, before: AccountState, events: Sequence[Event],
+                  after: AccountState) -> AppendEvents:
+        """The request that records ``events``, which take the account from ``before`` to
+        ``after``, each under its derived id."""
+        new_events = [NewEvent.model_construct(event_id=event_id(before.account_id, version, event),
+                                               event=event)
+                      for version, event in enumerate(events, start=before.version + 1)]
+        return cls(
+            account_id=before.account_id, expected_version=before.version, events=new_events,
+            balance=after.balance, status=after.status, currency=after.currency,
+            overdraft_limit=after.overdraft_limit)
+
+    @property
+    def last_version(self) -> int:
+        return self.expected_version + len(self.events)
+
+    def without_first(self, count: int) -> AppendEvents:
+        """The same request for all but its first ``count`` events."""
+        return self.model_copy(update={"expected_version": self.expected_version + count,
+                                       "events": self.events[count:]})
+
 
 class AppendResult(BaseModel):
     """``appended`` is False only when some command ids were already in the log; they are listed
@@ -106,11 +129,11 @@ def event_payload(event: Event) -> str:
     return EVENTS.dump_json(event, exclude={"type", "command_id"}).decode()
 
 
-def event_from_row(event_type: str, payload: dict, command_id: str | None) -> Event:
+def event_from_row(event_type: str, payload: dict[str, Any], command_id: str | None) -> Event:
     return EVENTS.validate_python({**payload, "type": event_type, "command_id": command_id})
 
 
-def _in_order(account_id: str, rows: list[tuple]) -> Iterator[Event]:
+def _in_order(account_id: str, rows: list[tuple[Any, ...]]) -> Iterator[Event]:
     """The events of ``rows``, refusing a log whose versions are not exactly 1, 2, 3, …"""
     for expected, (version, event_type, payload, command_id) in enumerate(rows, start=1):
         if version != expected:
@@ -122,7 +145,7 @@ def _in_order(account_id: str, rows: list[tuple]) -> Iterator[Event]:
 class EventStore:
     """The event-store activities, bound to one connection pool."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
     @activity.defn(name="load_account")
@@ -140,95 +163,88 @@ class EventStore:
     @activity.defn(name="append_events")
     async def append_events(self, request: AppendEvents) -> AppendResult:
         """Append a batch of events and update the account row, in one transaction."""
-        version = request.expected_version + len(request.events)
-        params = {
-            "account_id": request.account_id,
-            "expected_version": request.expected_version,
-            "version": version,
-            "balance": request.balance,
-            "status": request.status.value,
-            "currency": request.currency,
-            "overdraft_limit": request.overdraft_limit,
-            "event_ids": [new.event_id for new in request.events],
-            "versions": list(range(request.expected_version + 1, version + 1)),
-            "types": [new.event.type for new in request.events],
-            "payloads": [event_payload(new.event) for new in request.events],
-            "command_ids": [new.event.command_id for new in request.events],
-        }
         async with self._pool.connection() as conn:
             try:
-                cursor = await conn.execute(_APPEND, params)
-                written = cursor.rowcount
+                written = (await conn.execute(_APPEND, _append_params(request))).rowcount
             except errors.UniqueViolation as error:
                 if error.diag.constraint_name == "one_event_per_command":
-                    recorded = await self._recorded_commands(conn, request.account_id,
-                                                             params["command_ids"])
                     return AppendResult(appended=False, version=request.expected_version,
-                                        already_recorded=recorded)
-                # A version or event id that is taken: the same diagnosis as writing nothing.
-                written = 0
+                                        already_recorded=await _recorded_commands(conn, request))
+                written = 0  # a version or event id that is taken: the same as writing nothing
             if written == len(request.events):
-                return AppendResult(appended=True, version=version)
-            # Nothing was written: this is a retry of a batch that already committed (wholly,
-            # or its first events: see _stored_prefix), or the account moved on without it.
-            stored = await self._stored_prefix(conn, request)
+                return AppendResult(appended=True, version=request.last_version)
+            # Nothing was written: a retry of a batch that already committed (wholly, or its
+            # first events: see _stored_prefix), or the account moved on without it.
+            stored = await _stored_prefix(conn, request)
             if stored == len(request.events):
-                return AppendResult(appended=True, version=version)
-            if stored:
-                rest = request.model_copy(update={
-                    "expected_version": request.expected_version + stored,
-                    "events": request.events[stored:]})
-                return await self.append_events(rest)
-            cursor = await conn.execute(
-                "SELECT version FROM accounts WHERE account_id = %s", (request.account_id,)
-            )
-            row = await cursor.fetchone()
-        raise ApplicationError(
-            f"account {request.account_id}: expected version {request.expected_version},"
-            f" found {row[0] if row else 'no account'}",
-            {"expected_version": request.expected_version, "actual_version": row and row[0]},
-            type=VERSION_CONFLICT,
-            non_retryable=True,
-        )
-
-    @staticmethod
-    async def _stored_prefix(conn, request: AppendEvents) -> int:
-        """How many of the request's first events are already stored exactly as sent: same id,
-        version, type, command id and payload.
-
-        A local activity's append can commit and still be lost to the workflow (the server
-        refused the workflow task that recorded its result). The retried task decides again
-        from the same state, so it often sends the same events first, and maybe more behind
-        them: those are this workflow's own write. It may also meet other updates first (an
-        update is not in the history until accepted) and decide another command at the same
-        version, or the same command id may come with other content. Anything not stored
-        exactly as sent is a version conflict, and the workflow reloads from the log.
-        """
-        cursor = await conn.execute(
-            "SELECT event_id, version, event_type, command_id, payload FROM account_events"
-            " WHERE event_id = ANY(%s)",
-            ([new.event_id for new in request.events],),
-        )
-        stored = {row[0]: row[1:] for row in await cursor.fetchall()}
-        count = 0
-        for offset, new in enumerate(request.events, start=1):
-            sent = (request.expected_version + offset, new.event.type, new.event.command_id,
-                    json.loads(event_payload(new.event)))
-            if stored.get(new.event_id) != sent:
-                break
-            count = offset
-        return count if count == len(stored) else 0  # ids stored as something else: a conflict
-
-    @staticmethod
-    async def _recorded_commands(conn, account_id: str, command_ids: list[str | None]) -> dict[str, int]:
-        cursor = await conn.execute(
-            "SELECT command_id, version FROM account_events"
-            " WHERE account_id = %s AND command_id = ANY(%s)",
-            (account_id, [cid for cid in command_ids if cid is not None]),
-        )
-        return {command_id: version for command_id, version in await cursor.fetchall()}
+                return AppendResult(appended=True, version=request.last_version)
+            if not stored:
+                raise await _version_conflict(conn, request)
+        return await self.append_events(request.without_first(stored))
 
     @property
-    def activities(self) -> list:
+    def activities(self) -> list[Callable[..., Any]]:
         """Every activity of this store, for ``Worker(activities=...)``."""
         return [self.load_account, self.append_events]
+
+
+def _append_params(request: AppendEvents) -> dict[str, Any]:
+    return {
+        "account_id": request.account_id,
+        "expected_version": request.expected_version,
+        "version": request.last_version,
+        "balance": request.balance,
+        "status": request.status.value,
+        "currency": request.currency,
+        "overdraft_limit": request.overdraft_limit,
+        "event_ids": [new.event_id for new in request.events],
+        "versions": list(range(request.expected_version + 1, request.last_version + 1)),
+        "types": [new.event.type for new in request.events],
+        "payloads": [event_payload(new.event) for new in request.events],
+        "command_ids": [new.event.command_id for new in request.events],
+    }
+
+
+async def _stored_prefix(conn: AsyncConnection[Any], request: AppendEvents) -> int:
+    """How many of the request's first events are already stored exactly as sent: same id,
+    version, type, command id and payload. Those are this workflow's own earlier write, whose
+    result it lost (docs/decisions.md, "an append recognises its own write"); anything stored
+    differently is a version conflict."""
+    cursor = await conn.execute(
+        "SELECT event_id, version, event_type, command_id, payload FROM account_events"
+        " WHERE event_id = ANY(%s)",
+        ([new.event_id for new in request.events],),
+    )
+    stored = {row[0]: row[1:] for row in await cursor.fetchall()}
+    count = 0
+    for offset, new in enumerate(request.events, start=1):
+        sent = (request.expected_version + offset, new.event.type, new.event.command_id,
+                json.loads(event_payload(new.event)))
+        if stored.get(new.event_id) != sent:
+            break
+        count = offset
+    return count if count == len(stored) else 0  # ids stored as something else: a conflict
+
+
+async def _recorded_commands(conn: AsyncConnection[Any], request: AppendEvents) -> dict[str, int]:
+    """The request's command ids that the log holds already, with their versions."""
+    cursor = await conn.execute(
+        "SELECT command_id, version FROM account_events"
+        " WHERE account_id = %s AND command_id = ANY(%s)",
+        (request.account_id, [new.event.command_id for new in request.events
+                              if new.event.command_id is not None]),
+    )
+    return {command_id: version for command_id, version in await cursor.fetchall()}
+
+
+async def _version_conflict(conn: AsyncConnection[Any], request: AppendEvents) -> ApplicationError:
+    cursor = await conn.execute("SELECT version FROM accounts WHERE account_id = %s",
+                                (request.account_id,))
+    row = await cursor.fetchone()
+    return ApplicationError(
+        f"account {request.account_id}: expected version {request.expected_version},"
+        f" found {row[0] if row else 'no account'}",
+        {"expected_version": request.expected_version, "actual_version": row and row[0]},
+        type=VERSION_CONFLICT,
+        non_retryable=True,
+    )

@@ -41,7 +41,7 @@ class Sizes:
     compared: int  # commands for the regular-activity comparison
 
     @classmethod
-    def of(cls, quick: bool) -> "Sizes":
+    def of(cls, quick: bool) -> Sizes:
         if quick:
             return cls(500, 200, 4, 2_000, 4, 200, 1_000, 30, 2_000, 1_000)
         return cls(4_000, 1_000, 20, 20_000, 8, 800, 20_000, 200, 100_000, 10_000)
@@ -73,8 +73,8 @@ class Run:
         report = await reconcile(self.stack.database_url, temporal_client=self.stack.temporal,
                                  account_ids=ids)
         with psycopg.connect(self.stack.database_url) as conn:
-            rows = dict(conn.execute("SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)",
-                                     (ids,)).fetchall())
+            rows: dict[str, int] = dict(conn.execute(
+                "SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)", (ids,)).fetchall())
         wrong = [i for i in ids if rows.get(i) != -charges.get(i, 0)]
         if report.ok and not wrong:
             return "yes"
@@ -148,7 +148,8 @@ async def batched_rows(run: Run, accounts: AccountClient, label: str, commands: 
     ids = await workloads.open_accounts(accounts, f"bat-{uuid.uuid4().hex[:6]}", sizes.batched_accounts,
                                         **options)
     result = await workloads.batched(accounts, ids, commands, sizes.callers)
-    run.add(f"3. batching client{label}", f"{len(ids)} accounts, {commands} commands, {sizes.callers} callers",
+    run.add(f"3. batching client{label}",
+            f"{len(ids)} accounts, {commands} commands, {sizes.callers} callers",
             f"{result.rate:,.0f} ops/s", _ratio(result.rate, run.baseline_rate),
             await run.verify(ids, spread(ids, commands)))
     run.add(f"5. update latency under load{label}", f"the {sizes.callers} callers of mode 3",
@@ -183,7 +184,8 @@ async def memory_rows(run: Run, accounts: AccountClient) -> None:
     run.add("7. worker RSS across a long run", f"1 account, {sizes.long_run} commands",
             f"{before:.0f} -> {after:.0f} MiB (peak {peak_rss_mib(worker_pid):.0f})",
             f"{result.rate:,.0f} ops/s", await run.verify([long], {long: sizes.long_run}))
-    run.add("7. dev server peak RSS", "whole run", f"{peak_rss_mib(run.stack.dev_server.process.pid):.0f} MiB")
+    dev_server_peak = peak_rss_mib(run.stack.dev_server.process.pid)
+    run.add("7. dev server peak RSS", "whole run", f"{dev_server_peak:.0f} MiB")
     started = time.perf_counter()
     from activities.db import open_pool
     from activities.event_store import EventStore, LoadAccount

@@ -52,7 +52,7 @@ async def run_baseline(database_url: str, accounts: int, commands: int, connecti
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         rows = await (await conn.execute(
             "SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)", (ids,))).fetchall()
-    balances = dict(rows)
+    balances: dict[str, int] = dict(rows)
     return elapsed, {account_id: balances[account_id] for account_id in ids}
 
 
@@ -67,7 +67,9 @@ async def _apply(database_url: str, share: list[tuple[str, str]]) -> None:
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         for account_id, command_id in share:
             async with conn.transaction():
-                version, balance = await (await conn.execute(_LOCK, (account_id,))).fetchone()
+                row = await (await conn.execute(_LOCK, (account_id,))).fetchone()
+                assert row is not None  # the account was inserted above
+                version, balance = row
                 await conn.execute(_INSERT, (uuid.uuid4(), account_id, version + 1, _PAYLOAD, command_id))
                 await conn.execute(_UPDATE, (balance - 1, version + 1, account_id))
 
@@ -91,6 +93,8 @@ def _apply_in_process(share: list[tuple[str, str]]) -> None:
     assert conn is not None
     for account_id, command_id in share:
         with conn.transaction():
-            version, balance = conn.execute(_LOCK, (account_id,)).fetchone()
+            row = conn.execute(_LOCK, (account_id,)).fetchone()
+            assert row is not None  # the account was inserted by run_baseline
+            version, balance = row
             conn.execute(_INSERT, (uuid.uuid4(), account_id, version + 1, _PAYLOAD, command_id))
             conn.execute(_UPDATE, (balance - 1, version + 1, account_id))

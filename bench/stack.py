@@ -8,16 +8,17 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
 
 import psycopg
 from temporalio.client import Client
 
 from config import Settings, connect_temporal
-from devstack import services
+from devstack import postgres, processes, temporal
+from devstack.temporal import DevServer
 
 
 @dataclass
@@ -26,20 +27,26 @@ class Stack:
     server_url: str
     temporal: Client
     settings: Settings
-    worker: services.WorkerProcess
-    dev_server: services.DevServer
+    worker: processes.WorkerProcess
+    dev_server: DevServer  # not temporal.DevServer: the field `temporal` shadows the module here
 
     def durability(self) -> str:
         with psycopg.connect(self.database_url) as conn:
-            fsync, commit = (conn.execute(f"SHOW {name}").fetchone()[0]
-                             for name in ("fsync", "synchronous_commit"))
-        pragmas = " ".join(services.SQLITE_PRAGMAS)
+            fsync, commit = (_show(conn, name) for name in ("fsync", "synchronous_commit"))
+        pragmas = " ".join(temporal.SQLITE_PRAGMAS)
         return (f"Postgres fsync={fsync} synchronous_commit={commit}; "
                 f"dev server SQLite file ({pragmas})")
 
     def new_database(self, name: str) -> str:
-        services.create_database(self.server_url, name)
+        postgres.create_database(self.server_url, name)
         return self.server_url.replace("/postgres?", f"/{name}?")
+
+
+def _show(conn: psycopg.Connection, name: str) -> str:
+    """The value of the server setting ``name``."""
+    row = conn.execute(f"SHOW {name}").fetchone()
+    assert row is not None  # SHOW always returns one row
+    return row[0]
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -62,24 +69,24 @@ async def running_stack(keep: bool = False) -> AsyncIterator[Stack]:
     """Start Postgres, the dev server and a worker in a temporary folder; stop them after."""
     root = Path(tempfile.mkdtemp(prefix="billing-bench-"))
     os.chmod(root, 0o755)  # the embedded Postgres runs as its own user and must reach its data
-    postgres = services.start_postgres(root / "postgres", "billing")
+    database = postgres.start_postgres(root / "postgres", "billing")
     dev_server = None
     worker = None
     try:
         port = _free_port()
-        dev_server = services.start_temporal_dev_server(root, port, _free_port(), "default")
-        await asyncio.to_thread(services.wait_for_temporal, dev_server.address, "default", 60, dev_server)
-        settings = Settings(database_url=postgres.url, temporal_address=dev_server.address,
+        dev_server = temporal.start_temporal_dev_server(root, port, _free_port(), "default")
+        await asyncio.to_thread(temporal.wait_for_temporal, dev_server.address, "default", 60, dev_server)
+        settings = Settings(database_url=database.url, temporal_address=dev_server.address,
                             task_queue="billing-bench")
-        env = dict(os.environ, DATABASE_URL=postgres.url, TEMPORAL_ADDRESS=dev_server.address,
+        env = dict(os.environ, DATABASE_URL=database.url, TEMPORAL_ADDRESS=dev_server.address,
                    BILLING_TASK_QUEUE=settings.task_queue)
-        worker = services.start_worker(env, echo=False)
+        worker = processes.start_worker(env, echo=False)
         await asyncio.to_thread(worker.wait_ready, 60)
-        server_url = postgres.url.replace("/billing?", "/postgres?")
-        yield Stack(postgres.url, server_url, await connect_temporal(settings), settings, worker,
+        server_url = database.url.replace("/billing?", "/postgres?")
+        yield Stack(database.url, server_url, await connect_temporal(settings), settings, worker,
                     dev_server)
     finally:
-        for stop in (worker and worker.stop, dev_server and dev_server.stop, postgres.stop):
+        for stop in (worker and worker.stop, dev_server and dev_server.stop, database.stop):
             if stop:
                 stop()
         if not keep:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle
@@ -77,11 +78,11 @@ class AccountClient:
 
     @classmethod
     async def connect(cls, settings: Settings, *, rpc_timeout: float | None = None,
-                      **options: Any) -> "AccountClient":
+                      **options: Any) -> AccountClient:
         """Connect as ``settings`` say; ``TemporalUnreachable`` when the server does not answer."""
         try:
             client = await asyncio.wait_for(connect_temporal(settings), rpc_timeout)
-        except (RuntimeError, RPCError, asyncio.TimeoutError) as error:
+        except (TimeoutError, RuntimeError, RPCError) as error:
             raise TemporalUnreachable(settings.temporal_address, _connect_reason(error)) from error
         return cls(client, settings.task_queue, rpc_timeout=rpc_timeout, **options)
 

@@ -8,10 +8,10 @@ typed exception.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
-from client.errors import refusal
+from client.errors import BillingError, refusal
 from domain.commands import AddFunds, Charge
 from workflows.interface import MAX_BATCH_BYTES, CommandOutcome
 
@@ -77,12 +77,19 @@ class Batcher:
             for queued in batch:
                 queued.future.cancel()
             raise
-        except Exception as error:  # every caller in this batch learns why it failed
+        except Exception as error:  # noqa: BLE001 - every caller in this batch learns why it failed
             for queued in batch:
                 if not queued.future.done():
                     queued.future.set_exception(error)
             return
-        for queued, outcome in zip(batch, outcomes or [None] * len(batch)):
+        if outcomes is not None and len(outcomes) != len(batch):  # never left waiting
+            mismatch = BillingError(f"account {account_id}: {len(outcomes)} outcomes for a batch "
+                                    f"of {len(batch)} commands")
+            for queued in batch:
+                queued.future.set_exception(mismatch)
+            return
+        settled: Sequence[CommandOutcome | None] = outcomes or [None] * len(batch)
+        for queued, outcome in zip(batch, settled, strict=True):
             _settle(queued, outcome)
 
 

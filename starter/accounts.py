@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from client import (
     AccountClient,
@@ -33,7 +33,7 @@ class Accounts:
         self.client = client
 
     @classmethod
-    async def connect(cls, settings: Settings, timeout: float) -> "Accounts":
+    async def connect(cls, settings: Settings, timeout: float) -> Accounts:
         """Connect to Temporal, or fail with a message naming TEMPORAL_ADDRESS."""
         with translated():
             return cls(await AccountClient.connect(settings, rpc_timeout=timeout))

@@ -13,8 +13,9 @@ import asyncio
 import os
 import sys
 import traceback
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import import_module
-from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from starter.arguments import build_parser
 from starter.errors import CliError, ExitCode
@@ -69,7 +70,7 @@ def _run_verb(args: argparse.Namespace) -> int:
     return ExitCode.OK if code is None else code
 
 
-def verb(name: str) -> Callable[[argparse.Namespace, Output], Awaitable[int | None]]:
+def verb(name: str) -> Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int | None]]:
     """The coroutine function that does the work of verb ``name``; it returns nothing when
     done, or an exit code that is not an error (`check`'s findings)."""
     module, function = VERBS[name].split(":")
@@ -78,14 +79,9 @@ def verb(name: str) -> Callable[[argparse.Namespace, Output], Awaitable[int | No
 
 def _up(rest: list[str]) -> int:
     """`billing up` belongs to ``devstack.up``; imported only when asked for."""
-    try:
-        from devstack import up as devstack
-    except ModuleNotFoundError as error:
-        if error.name != "devstack.up":
-            raise
-        print("error: `up` is not available: starter/devstack.py is missing", file=sys.stderr)
-        return ExitCode.FAILURE
-    return int(devstack.main(rest) or 0)
+    from devstack import up
+
+    return int(up.main(rest) or 0)
 
 
 def _unexpected(error: Exception, out: Output) -> int:

@@ -18,8 +18,9 @@ import random
 import secrets
 import time
 from collections import Counter
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Coroutine, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

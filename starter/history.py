@@ -7,9 +7,10 @@ verb that reads the log reports a database it cannot read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 import psycopg
 from pydantic import BaseModel

@@ -7,7 +7,7 @@ a JSON object on stdout), so scripts can rely on both streams.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -115,9 +115,10 @@ def closed(view: AccountView | None, account_id: str, command_id: str) -> tuple[
 def history(found: History) -> tuple[dict[str, Any], Group]:
     """The event log as a table, oldest first."""
     table = Table()
-    for name, options in (("version", {"justify": "right"}), ("recorded at (UTC)", {}),
-                          ("event", {}), ("amount", {"justify": "right"}), ("detail", {}),
-                          ("idempotency key", {})):
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("version", {"justify": "right"}), ("recorded at (UTC)", {}), ("event", {}),
+        ("amount", {"justify": "right"}), ("detail", {}), ("idempotency key", {}))
+    for name, options in columns:
         table.add_column(name, no_wrap=name != "detail", **options)
     for event in found.events:
         amount = "" if event.amount is None else format_minor_units(event.amount, found.currency)
@@ -143,4 +144,4 @@ def check_report(report: Report) -> tuple[dict[str, Any], Group]:
 
 
 def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

@@ -10,8 +10,8 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import psycopg
 import pytest

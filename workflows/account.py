@@ -25,11 +25,10 @@ with workflow.unsafe.imports_passed_through():
         AppendResult,
         EventStore,
         LoadAccount,
-        NewEvent,
-        event_id,
     )
     from domain.account import AccountState, Decision, decide_each
     from domain.commands import Command
+    from domain.events import Event
     from workflows import replies
     from workflows.decoding import Undecodable, decode_args, parse_signal
     from workflows.inbox import Inbox, Pending
@@ -43,18 +42,15 @@ with workflow.unsafe.imports_passed_through():
         AccountView,
         AccountWorkflowInput,
         BatchOutcome,
-        CommandOutcome,
         OpenOutcome,
     )
     from workflows.run_length import COUNT_RUN_LENGTH, RunLength
 
 # Unlimited attempts: a Postgres outage delays commands, it never loses them. Only a version
 # conflict is final, and the workflow answers it by reloading from the log.
-STORE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    maximum_interval=timedelta(seconds=10),
-    non_retryable_error_types=[VERSION_CONFLICT],
-)
+STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                          maximum_interval=timedelta(seconds=10),
+                          non_retryable_error_types=[VERSION_CONFLICT])
 STORE_TIMEOUT = timedelta(seconds=30)
 CROWDED = 3
 """Update handlers waiting at once from which the store is called as a regular activity
@@ -113,7 +109,7 @@ class AccountWorkflow:
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
         """Every signal: ``add_funds``, ``charge``, ``close`` and ``post_batch``. Any other name,
         and a payload that does not decode, is recorded as a rejection."""
-        values = self._received(args)
+        values: Sequence[Any] = self._received(args)
         unreadable = name not in SIGNALS or any(isinstance(v, Undecodable) for v in values)
         if unreadable and not workflow.patched(RECORD_UNREADABLE_SIGNALS):
             workflow.logger.warning("signal %r dropped, as when this history was made", name)
@@ -134,7 +130,7 @@ class AccountWorkflow:
             await workflow.wait_condition(lambda: self._opened is not None)
             return self._opened
         self._run.updates += 1
-        commands = self._inbox.validated.pop(workflow.current_update_info().id, None)
+        commands = self._inbox.validated.pop(_update_id(), None)
         if commands is None:  # the validator did not check it: a replay, or a run's first task
             commands = replies.checked_update(name, values)
         tickets = self._inbox.put_awaited(commands)
@@ -155,14 +151,13 @@ class AccountWorkflow:
         commands = replies.checked_update(name, decode_args(args, workflow.payload_converter()))
         # The handler takes these instead of parsing the payload again; on replay (validators do
         # not run) it parses it itself, to the same commands.
-        self._inbox.validated[workflow.current_update_info().id] = commands
+        self._inbox.validated[_update_id()] = commands
 
     @workflow.query(name=STATE)
     def state(self) -> AccountView:
         assert self._input is not None
-        account = self._account or AccountState(
-            account_id=self._input.account_id, currency=self._input.currency,
-            overdraft_limit=self._input.overdraft_limit)
+        account = self._account or AccountState(self._input.account_id, self._input.currency,
+                                                self._input.overdraft_limit)
         return AccountView.of(account, pending=self._inbox.pending)
 
     # --- the loop's work ------------------------------------------------------------------
@@ -215,18 +210,11 @@ class AccountWorkflow:
         self._account = after
         return decisions
 
-    async def _append(self, events: list[Any], after: AccountState) -> AppendResult:
+    async def _append(self, events: list[Event], after: AccountState) -> AppendResult:
         assert self._account is not None
-        first = self._account.version + 1
-        request = AppendEvents(
-            account_id=after.account_id, expected_version=self._account.version,
-            events=[NewEvent.model_construct(event_id=event_id(after.account_id, version, event),
-                                             event=event)
-                    for version, event in enumerate(events, start=first)],
-            balance=after.balance, status=after.status, currency=after.currency,
-            overdraft_limit=after.overdraft_limit)
-        result: AppendResult = await self._store(EventStore.append_events, request,
-                                                 f"append v{first}..v{after.version}")
+        request = AppendEvents.recording(self._account, events, after)
+        summary = f"append v{request.expected_version + 1}..v{after.version}"
+        result: AppendResult = await self._store(EventStore.append_events, request, summary)
         return result
 
     async def _load(self) -> AccountState:
@@ -247,6 +235,12 @@ class AccountWorkflow:
         run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
         return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
                          retry_policy=STORE_RETRY, summary=summary)
+
+
+def _update_id() -> str:
+    info = workflow.current_update_info()
+    assert info is not None  # called only from an update's handler or validator
+    return info.id
 
 
 def _is_version_conflict(error: ActivityError | ApplicationError) -> bool:

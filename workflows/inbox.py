@@ -53,7 +53,7 @@ class Inbox:
     def put_awaited(self, commands: Sequence[Command]) -> list[int]:
         """Commands whose sender waits for their outcomes (updates): one ticket each."""
         tickets = [next(self._tickets) for _ in commands]
-        self.waiting.extend(Pending(command, ticket) for command, ticket in zip(commands, tickets, strict=True))
+        self.waiting.extend(map(Pending, commands, tickets))
         return tickets
 
     def take(self, most: int) -> list[Pending]:

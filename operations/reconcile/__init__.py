@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Sequence
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pydantic_core
 from psycopg import AsyncConnection, sql
@@ -48,7 +49,7 @@ from operations.reconcile.queries import (
 from operations.reconcile.report import Finding, Report
 from operations.reconcile.workflows import RECHECK_DELAY, check_workflows
 
-__all__ = ["Finding", "LogFold", "PROJECTIONS", "Projection", "Report", "reconcile"]
+__all__ = ["PROJECTIONS", "Finding", "LogFold", "Projection", "Report", "reconcile"]
 
 FETCH_SIZE = 5_000  # rows per round trip of the event cursor
 COMPARE_BATCH = 2_000  # folded accounts per projection query
@@ -88,11 +89,11 @@ async def reconcile(conn_or_pool: AsyncConnection | AsyncConnectionPool | str, *
     return report
 
 
-async def _fold_all(conn: AsyncConnection, ids: list[str] | None, unfoldable: set[str],
+async def _fold_all(conn: AsyncConnection[Any], ids: list[str] | None, unfoldable: set[str],
                     projections: Sequence[Projection], report: Report,
                     keep_open: bool) -> dict[str, tuple[int, int]]:
-    """Stream the whole log once, fold each account, compare the folded states with every
-    projection in batches; with ``keep_open``, return (balance, version) of the open accounts."""
+    """Fold each account's log, compare the folded states with every projection in batches;
+    with ``keep_open``, return (balance, version) of the open accounts."""
     open_accounts: dict[str, tuple[int, int]] = {}
     batch: dict[str, AccountState] = {}
 
@@ -101,25 +102,33 @@ async def _fold_all(conn: AsyncConnection, ids: list[str] | None, unfoldable: se
             report.findings += await projection.compare(conn, batch)
         batch.clear()
 
-    async def finish(fold: LogFold) -> None:
+    async for fold in _folds(conn, ids, unfoldable, report):
         report.accounts_checked += 1
         report.findings += fold.findings
         if fold.broken:
-            return
+            continue
         batch[fold.account_id] = fold.state
         if keep_open and fold.state.status is AccountStatus.OPEN:
             open_accounts[fold.account_id] = (fold.state.balance, fold.state.version)
         if len(batch) >= COMPARE_BATCH:
             await flush()
+    if batch:
+        await flush()
+    return open_accounts
 
+
+async def _folds(conn: AsyncConnection[Any], ids: list[str] | None, unfoldable: set[str],
+                 report: Report) -> AsyncIterator[LogFold]:
+    """Stream the whole log once, in (account, version) order, and yield each account's fold.
+
+    The projection queries of the caller share this connection with the open cursor (same
+    transaction, same snapshot); the connection's lock queues them behind a pending fetch."""
     cursor = conn.cursor(name="check_account_events")
     set_json_loads(pydantic_core.from_json, cursor)  # payloads: ~7x faster than json.loads
     await cursor.execute(sql.SQL(f"SELECT {EVENT_COLUMNS} FROM account_events{{}}"
                                  " ORDER BY account_id, version").format(where_ids(ids)),
                          {"ids": ids})
     fold: LogFold | None = None
-    # The projection queries in finish() share this connection with the open cursor: same
-    # transaction, same snapshot. The connection's lock queues them behind a pending fetch.
     fetch = asyncio.ensure_future(cursor.fetchmany(FETCH_SIZE))
     try:
         while rows := await fetch:
@@ -130,15 +139,12 @@ async def _fold_all(conn: AsyncConnection, ids: list[str] | None, unfoldable: se
             for account_id, version, event_type, payload, command_id in rows:
                 if fold is None or account_id != fold.account_id:
                     if fold is not None:
-                        await finish(fold)
+                        yield fold
                     fold = LogFold(account_id)
                     fold.broken = account_id in unfoldable  # reported already: skip it
                 fold.add(version, event_type, payload, command_id)
     finally:
-        fetch.cancel()  # only still pending if folding failed
+        fetch.cancel()  # only still pending if folding failed, or the caller stopped
     await cursor.close()
     if fold is not None:
-        await finish(fold)
-    if batch:
-        await flush()
-    return open_accounts
+        yield fold

@@ -21,7 +21,7 @@ class LogFold:
     the rest of it is skipped and ``state`` is not compared with anything: it would only
     repeat the same problem as differences."""
 
-    __slots__ = ("account_id", "state", "broken", "findings", "_overdrawn")
+    __slots__ = ("_overdrawn", "account_id", "broken", "findings", "state")
 
     def __init__(self, account_id: str) -> None:
         self.account_id = account_id
@@ -61,14 +61,13 @@ class LogFold:
 
 def _out_of_order(state: AccountState, event: Event, account_id: str) -> tuple[str, str] | None:
     """Why ``event`` cannot follow ``state`` in a log that ``decide`` wrote, or None."""
-    creates = isinstance(event, AccountCreated)
     if state.exists:
-        if creates:
+        if isinstance(event, AccountCreated):
             return "no second ACCOUNT_CREATED", "the account was already created"
         if state.status is AccountStatus.CLOSED and not isinstance(event, CommandRejected):
             return "COMMAND_REJECTED", "only rejections may follow ACCOUNT_CLOSED"
         return None
-    if not creates:
+    if not isinstance(event, AccountCreated):
         return "ACCOUNT_CREATED", "the log must start with ACCOUNT_CREATED"
     if event.account_id != account_id:
         return account_id, f"ACCOUNT_CREATED names account {event.account_id}"

@@ -3,9 +3,9 @@ of the log that return only the offending rows, and the connection and snapshot 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Mapping
 
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
@@ -46,7 +46,7 @@ async def _compare_accounts(conn: AsyncConnection,
         expected = (state.balance, state.version, state.status.value, state.currency,
                     state.overdraft_limit)
         for name, want, got in zip(("balance", "version", "status", "currency", "overdraft_limit"),
-                                   expected, row):
+                                   expected, row, strict=False):
             if want != got:
                 findings.append(Finding(account_id=account_id, field=f"accounts.{name}",
                                         expected=want, actual=got, detail="folded from the log"))

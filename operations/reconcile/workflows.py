@@ -7,7 +7,7 @@ only a suspicion until it survives a second look against a fresh read of the log
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from psycopg import AsyncConnection
 

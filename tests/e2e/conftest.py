@@ -12,9 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -53,7 +53,8 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(STOP_TIMEOUT)
-            raise AssertionError(f"worker ignored SIGTERM for {STOP_TIMEOUT:g}s:\n{self.output()}")
+            raise AssertionError(
+                f"worker ignored SIGTERM for {STOP_TIMEOUT:g}s:\n{self.output()}") from None
 
 
 @pytest.fixture

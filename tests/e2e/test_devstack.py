@@ -25,7 +25,7 @@ import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
-from devstack.services import port_is_free
+from devstack.temporal import port_is_free
 from devstack.up import READY_LINE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,7 +144,8 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
         with psycopg.connect(database_url, connect_timeout=10) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("billing",)
             # The worker applied the migrations before it reported ready.
-            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] >= 1
+            migrations = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
+            assert migrations is not None and migrations[0] >= 1
         assert asyncio.run(asyncio.wait_for(namespace_exists(address), 30))
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
@@ -153,7 +154,7 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
         assert stack.wait(STOP_TIMEOUT) == 0, output.text()
         output.wait_for_end(10)
         assert output.lines[-1] == "stopped", output.text()
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _gone, alive = psutil.wait_procs(children, timeout=10)
         assert not [process for process in alive if is_alive(process)], output.text()
         assert port_is_free("127.0.0.1", temporal_port) and port_is_free("127.0.0.1", ui_port)
     finally:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import pytest
 

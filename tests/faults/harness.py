@@ -18,6 +18,7 @@ the summary line prints; timing on a shared machine still varies from run to run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -26,10 +27,11 @@ import subprocess
 import time
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -52,14 +54,9 @@ from client import (
     InvalidCommand,
 )
 from config import Settings, connect_temporal
-from devstack.services import (
-    DevServer,
-    WorkerProcess,
-    start_postgres,
-    start_temporal_dev_server,
-    start_worker,
-    wait_for_temporal,
-)
+from devstack.postgres import start_postgres
+from devstack.processes import WorkerProcess, start_worker
+from devstack.temporal import DevServer, start_temporal_dev_server, wait_for_temporal
 from operations.reconcile import Report, reconcile
 from workflows.interface import (
     ADD_FUNDS,
@@ -135,10 +132,8 @@ def free_ports(count: int) -> list[int]:
 def kill_group(process: subprocess.Popen, timeout: float = 15) -> None:
     """SIGKILL the process and everything in its session (each was started with its own)."""
     if process.poll() is None:  # not yet reaped, so its pid (= its group id) is still its own
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     process.wait(timeout)
 
 
@@ -194,12 +189,10 @@ class Postgres:
         try:
             self.stop("fast")
         except Exception:  # noqa: BLE001 - already stopped, or stuck: crash it
-            try:
+            with contextlib.suppress(Exception):  # not running at all
                 self.stop("immediate")
-            except Exception:  # noqa: BLE001 - not running at all
-                pass
 
-    def _admin(self, statement: sql.Composable) -> None:
+    def _admin(self, statement: sql.SQL | sql.Composed) -> None:
         # ALTER SYSTEM and pg_reload_conf write no WAL commit, so they never wait themselves.
         with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
             conn.execute(statement)
@@ -635,7 +628,7 @@ async def deliver(stack: Stack, ledger: Ledger, commands: list[Command],
             break
         except Refused:
             raise
-        except Exception as error:  # noqa: BLE001 - unavailable, timed out, ...: send again
+        except Exception as error:
             ledger.note_error(error)
             ledger.retries += 1
             if _not_found(error):  # a workflow that ended would never acknowledge
@@ -646,7 +639,7 @@ async def deliver(stack: Stack, ledger: Ledger, commands: list[Command],
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
     ledger.messages += 1
-    for command, outcome in zip(commands, outcomes):
+    for command, outcome in zip(commands, outcomes, strict=False):
         command.acked = True
         if outcome is not None:
             command.outcomes.append(outcome)
@@ -713,7 +706,7 @@ async def settle(stack: Stack, account_ids: Sequence[str], timeout: float | None
         views = await stack.views(account_ids)
         logged = await stack.log_versions(account_ids)
         now: dict[str, Any] = {}
-        for account_id, view in zip(account_ids, views):
+        for account_id, view in zip(account_ids, views, strict=False):
             if isinstance(view, BaseException):
                 problems.append(f"{account_id}: state query failed: {view!r}")
             elif view.pending_commands or view.version != logged.get(account_id):
@@ -722,7 +715,7 @@ async def settle(stack: Stack, account_ids: Sequence[str], timeout: float | None
             now[account_id] = view if not isinstance(view, BaseException) else None
         if not problems and now == previous:
             return time.monotonic() - started
-        for account_id, view in zip(account_ids, views):
+        for account_id, view in zip(account_ids, views, strict=False):
             if isinstance(view, BaseException) or view.pending_commands:
                 await check_running(stack, account_id)  # fail now, not at the deadline
         previous = None if problems else now
@@ -768,7 +761,8 @@ async def verify(stack: Stack, ledger: Ledger, account_ids: Sequence[str], *,
     for row in rows:
         account_id, version, event_type, command_id, payload = row
         types[f"{account_id}:{event_type}"] += 1
-        folded[account_id] += {"FUND_ADDED": 1, "CHARGE_APPLIED": -1}.get(event_type, 0) * payload.get("amount", 0)
+        sign = {"FUND_ADDED": 1, "CHARGE_APPLIED": -1}.get(event_type, 0)
+        folded[account_id] += sign * payload.get("amount", 0)
         if command_id is not None:
             logged[command_id].append(row)
         if event_type == "COMMAND_REJECTED" or (event_type == "CHARGE_DECLINED" and not declines_expected):
@@ -781,10 +775,10 @@ async def verify(stack: Stack, ledger: Ledger, account_ids: Sequence[str], *,
         problems += _compare(command, found[0])
     expected: Counter[str] = Counter({account_id: 0 for account_id in account_ids})
     for command in mine:
-        found = logged.get(command.command_id)
-        if command.acked or found:
-            if not declines_expected or (found and found[0][2] != "CHARGE_DECLINED"):
-                expected[command.account_id] += command.signed_amount
+        found_rows = logged.get(command.command_id)
+        if (command.acked or found_rows) and (
+                not declines_expected or (found_rows and found_rows[0][2] != "CHARGE_DECLINED")):
+            expected[command.account_id] += command.signed_amount
     problems += await _balances(stack, account_ids, expected, folded)
     return Verdict(
         operations=len(mine), acknowledged=sum(c.acked for c in mine),
@@ -799,7 +793,8 @@ def _compare(command: Command, row: tuple) -> list[str]:
     account_id, version, event_type, _, payload = row
     wanted = ("FUND_ADDED",) if command.kind == ADD_FUNDS else ("CHARGE_APPLIED", "CHARGE_DECLINED")
     problems = []
-    if (account_id, event_type, payload.get("amount")) not in {(command.account_id, t, command.amount) for t in wanted}:
+    sent = {(command.account_id, wanted_type, command.amount) for wanted_type in wanted}
+    if (account_id, event_type, payload.get("amount")) not in sent:
         problems.append(f"{command.command_id}: sent {command.kind} {command.amount} to "
                         f"{command.account_id}, logged {event_type} {payload.get('amount')} on {account_id}")
     status = "declined" if event_type == "CHARGE_DECLINED" else "applied"
@@ -818,10 +813,10 @@ async def _balances(stack: Stack, account_ids: Sequence[str], expected: Counter[
     async with await psycopg.AsyncConnection.connect(stack.postgres.url, connect_timeout=10) as conn:
         cursor = await conn.execute("SELECT account_id, balance FROM accounts WHERE account_id = ANY(%s)",
                                     (list(account_ids),))
-        rows = dict(await cursor.fetchall())
+        rows: dict[str, int] = dict(await cursor.fetchall())
     views = await stack.views(account_ids, timeout=10.0)
     problems = []
-    for account_id, view in zip(account_ids, views):
+    for account_id, view in zip(account_ids, views, strict=False):
         seen = {"ledger": expected[account_id], "log": folded[account_id],
                 "accounts row": rows.get(account_id),
                 "workflow": view.balance if isinstance(view, AccountView) else repr(view)}
@@ -879,7 +874,7 @@ class Run:
         self.verdict.assert_clean()
         return self.verdict
 
-    async def __aenter__(self) -> "Run":
+    async def __aenter__(self) -> Run:
         return self
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, traceback: Any) -> None:
@@ -900,4 +895,4 @@ class Run:
         views = await self.stack.views(self.accounts)
         if any(isinstance(view, BaseException) for view in views):
             return "?"
-        return sum(view.pending_commands for view in views)
+        return sum(view.pending_commands for view in views if isinstance(view, AccountView))

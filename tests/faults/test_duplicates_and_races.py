@@ -146,10 +146,12 @@ async def _duplicates(run: Run, rng: random.Random, prefix: str) -> None:
     again = asyncio.gather(*(deliver(stack, ledger, [command], rng.choice(PATHS))
                              for command in commands))
     await asyncio.sleep(1.0)
+    assert stack.workers is not None  # the calling test started them
     stack.workers.restart(0)
     await again
     await run.check(accounts)
-    late = [outcome.status for command in commands for outcome in command.outcomes[answered[command.command_id]:]]
+    late = [outcome.status for command in commands
+            for outcome in command.outcomes[answered[command.command_id]:]]
     assert late and set(late) == {"duplicate"}, late
 
 
@@ -206,7 +208,7 @@ async def _race(run: Run, rng: random.Random, prefix: str, *, local_activities: 
     dropped = run.faults.drop_connections_after_commit()
     await asyncio.gather(*(deliver(stack, ledger, [charge]) for charge in charges), dropped)
     verdict = await run.check(accounts, declines_expected=True)
-    for account_id, limit in zip(accounts, limits.values()):
+    for account_id, limit in zip(accounts, limits.values(), strict=False):
         fits = (FUNDS + limit) // PRICE
         assert verdict.applied[f"{account_id}:CHARGE_APPLIED"] == fits, verdict.applied
         assert verdict.applied[f"{account_id}:CHARGE_DECLINED"] == RACERS - fits, verdict.applied

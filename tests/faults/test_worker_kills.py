@@ -71,6 +71,7 @@ async def test_worker_killed_after_a_local_activity_committed(stack: Stack, seed
         # Committed by the dead worker, unknown to the workflow's history:
         assert [row[3] for row in await stack.events([account])][-1] == "held"
         await deliver(stack, ledger, [ledger.record("after", account, ADD_FUNDS, 900, "signal")])
+        assert stack.workers is not None  # started above
         stack.workers.restart(0)
         await run.check()
         assert run.verdict is not None and run.verdict.acknowledged == 3

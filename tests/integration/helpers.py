@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
-from activities.event_store import AppendEvents, NewEvent, event_id
+from activities.event_store import AppendEvents
 from domain.account import AccountState, evolve
 from domain.events import AccountCreated, Event
 from workflows.interface import (
@@ -47,17 +47,7 @@ def new_account_id() -> str:
 
 def append_request(before: AccountState, events: list[Event]) -> AppendEvents:
     """The ``AppendEvents`` a correct writer would send to record ``events`` after ``before``."""
-    after = fold(before, events)
-    return AppendEvents(
-        account_id=before.account_id,
-        expected_version=before.version,
-        events=[NewEvent(event_id=event_id(before.account_id, version, event), event=event)
-                for version, event in enumerate(events, start=before.version + 1)],
-        balance=after.balance,
-        status=after.status,
-        currency=after.currency,
-        overdraft_limit=after.overdraft_limit,
-    )
+    return AppendEvents.recording(before, events, fold(before, events))
 
 
 def created(account_id: str, currency: str = "USD", overdraft_limit: int = 0) -> AccountCreated:
@@ -90,7 +80,9 @@ async def count_events(pool: AsyncConnectionPool, account_id: str | None = None)
         else:
             cursor = await conn.execute(
                 "SELECT count(*) FROM account_events WHERE account_id = %s", (account_id,))
-        (count,) = await cursor.fetchone()
+        row = await cursor.fetchone()
+        assert row is not None  # count(*) always returns one row
+        (count,) = row
         return count
 
 
@@ -105,8 +97,9 @@ async def fetch_account_row(pool: AsyncConnectionPool, account_id: str) -> dict[
         row = await cursor.fetchone()
         if row is None:
             return None
+        assert cursor.description is not None  # a SELECT has a result description
         names = [column.name for column in cursor.description]
-        return dict(zip(names, row))
+        return dict(zip(names, row, strict=False))
 
 
 async def start_account(
@@ -155,7 +148,7 @@ async def wait_settled(handle: WorkflowHandle, version: int,
         await asyncio.sleep(0.02)
 
 
-async def history_events(handle: WorkflowHandle, event_type: "EventType.ValueType") -> list:
+async def history_events(handle: WorkflowHandle, event_type: EventType.ValueType) -> list:
     """Events of one type in the history of the handle's run (its latest run if it has no
     run id; a handle from ``client.get_workflow_handle(id, run_id=...)`` reads one run)."""
     history = await handle.fetch_history()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -42,7 +43,8 @@ from workflows.interface import (
 )
 
 
-def fund(command_id: str, amount: int, **extra) -> dict:
+def fund(command_id: str, amount: Any, **extra) -> dict:
+    """A money command's payload; ``amount`` may be anything, to build malformed ones too."""
     return {"command_id": command_id, "amount": amount, **extra}
 
 
@@ -214,7 +216,7 @@ async def test_malformed_signals_are_recorded_as_rejections_and_the_workflow_kee
     rejected = rows[2:-1]
     assert [r.event_type for r in rejected] == ["COMMAND_REJECTED"] * len(MALFORMED_SIGNALS)
     assert [r.command_id for r in rejected] == [None] * len(MALFORMED_SIGNALS)
-    for row, (name, _, named) in zip(rejected, MALFORMED_SIGNALS):
+    for row, (name, _, named) in zip(rejected, MALFORMED_SIGNALS, strict=False):
         assert row.payload["command"] == name
         assert named in row.payload["reason"], row.payload
     assert (rows[-1].event_type, rows[-1].command_id) == ("CHARGE_APPLIED", "c1")

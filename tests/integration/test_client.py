@@ -184,7 +184,7 @@ async def test_wait_for_returns_the_view_or_gives_up(accounts):
     await accounts.add_funds("w", 7, wait=False)
     view = await accounts.wait_for("w", lambda v: v.balance == 7, timeout=10)
     assert view.version == 2
-    with pytest.raises(TemporalUnavailable, match="balance 8 did not happen within 0.2s"):
+    with pytest.raises(TemporalUnavailable, match=r"balance 8 did not happen within 0\.2s"):
         await accounts.wait_for("w", lambda v: v.balance == 8, timeout=0.2, what="balance 8")
 
 

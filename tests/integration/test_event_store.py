@@ -102,7 +102,7 @@ async def test_append_to_an_existing_account_continues_its_versions(store, pool)
 async def test_a_retry_after_commit_returns_the_same_result_and_writes_nothing(store, pool, existing):
     state = await open_with(store, FundsAdded(command_id="c1", amount=100)) if existing else EMPTY
     events = [FundsAdded(command_id="c2", amount=5)]
-    request = append_request(state, [created(ACCOUNT)] + events if not existing else events)
+    request = append_request(state, [created(ACCOUNT), *events] if not existing else events)
     first = await store.append_events(request)
     events_before, row_before = await count_events(pool), await fetch_account_row(pool, ACCOUNT)
 

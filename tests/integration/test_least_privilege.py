@@ -14,15 +14,14 @@ CHANGES = ["UPDATE account_events SET payload = '{}'", "DELETE FROM account_even
 
 async def test_worker_role_may_append_and_read_but_not_change_events(accounts_with_events, db_url):
     pool = open_pool(db_url, role="billing_writer")
-    async with pool:
-        async with pool.connection() as conn:
-            (role,) = await (await conn.execute("SELECT current_user")).fetchone()
-            assert role == "billing_writer"
-            (count,) = await (await conn.execute("SELECT count(*) FROM account_events")).fetchone()
-            assert count == 2
-            for statement in CHANGES:
-                with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    await conn.execute(statement)
+    async with pool, pool.connection() as conn:
+        (role,) = await (await conn.execute("SELECT current_user")).fetchone()
+        assert role == "billing_writer"
+        (count,) = await (await conn.execute("SELECT count(*) FROM account_events")).fetchone()
+        assert count == 2
+        for statement in CHANGES:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                await conn.execute(statement)
 
 
 async def test_the_owner_is_stopped_by_the_append_only_trigger(accounts_with_events, db_url):

@@ -31,8 +31,9 @@ import os
 import random
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
@@ -310,7 +311,7 @@ class ModelRun:
 
         results = await asyncio.gather(*(send(kind, fields) for kind, fields in calls),
                                        return_exceptions=True)
-        for (kind, fields), got in zip(calls, results):
+        for (kind, fields), got in zip(calls, results, strict=False):
             self.expect_client_result(lane.model.apply(kind, fields), got, wait=True)
 
     async def batch_update(self, lane: Lane) -> None:
@@ -327,7 +328,7 @@ class ModelRun:
             return
         assert isinstance(got, BatchOutcome), self.context(got)
         assert len(got.outcomes) == len(body["commands"]), self.context(got)
-        for item, outcome in zip(body["commands"], got.outcomes):
+        for item, outcome in zip(body["commands"], got.outcomes, strict=False):
             self.expect_outcome(lane.model.apply(item["kind"], _without_kind(item)), outcome)
 
     async def batch_signal(self, lane: Lane) -> None:
@@ -339,7 +340,7 @@ class ModelRun:
         if isinstance(problems, str):
             lane.model.malformed_signal()
             return
-        for item, problem in zip(body["commands"], problems):
+        for item, problem in zip(body["commands"], problems, strict=False):
             if problem:
                 lane.model.malformed_signal()
             else:
@@ -353,7 +354,7 @@ class ModelRun:
             await self.accounts.close(lane.model.account_id, command_id=command_id, reason="model")
             lane.model.apply("close", {"command_id": command_id})
             return
-        args = rng.choice([
+        args: list[Any] = rng.choice([
             [], [{}], [{"reason": "done"}], [{"command_id": self.command_id(lane), "reason": "bye"}],
             [{"command_id": ""}], [{"command_id": "c", "reason": 5}], [{"command_id": "c", "why": 1}],
             ["close it"], [None], [{"command_id": "a"}, {"command_id": "b"}],
@@ -381,10 +382,7 @@ class ModelRun:
         if lane.ids and draw < 0.2:
             return self.rng.choice(lane.ids)
         number = next(self.numbers)
-        if draw < 0.24:
-            command_id = f"é€😀-{number}-".ljust(128, "ß")
-        else:
-            command_id = f"c{number}"
+        command_id = f"é€😀-{number}-".ljust(128, "ß") if draw < 0.24 else f"c{number}"
         lane.ids.append(command_id)
         return command_id
 
@@ -503,7 +501,7 @@ class ModelRun:
             model.balance, model.status, model.currency, model.overdraft_limit), self.context(view)
         rows = await fetch_events(self.pool, model.account_id)
         assert len(rows) == len(model.log), self.context(f"{len(rows)} events, model {len(model.log)}")
-        for row, event in zip(rows, model.log):
+        for row, event in zip(rows, model.log, strict=False):
             same_id = (row.command_id is not None and row.command_id.startswith("close-")
                        if event.command_id == GENERATED else row.command_id == event.command_id)
             assert row.event_type == event.type and same_id, self.context(f"{row} vs {event}")
@@ -513,6 +511,7 @@ class ModelRun:
                 assert row.payload["command"] == event.command, self.context(f"{row} vs {event}")
         assert [row.version for row in rows] == list(range(1, len(rows) + 1))
         projection = await fetch_account_row(self.pool, model.account_id)
+        assert projection is not None, self.context(f"no accounts row for {model.account_id}")
         assert (projection["balance"], projection["version"], projection["status"]) == (
             model.balance, model.version, model.status), self.context(projection)
         problems = await self.task_problems(lane)
@@ -528,7 +527,7 @@ class ModelRun:
             got = [(r.event_type, GENERATED if (r.command_id or "").startswith("close-")
                     else r.command_id) for r in rows]
             want = [(e.type, e.command_id) for e in lane.model.log]
-            first = next((i for i, pair in enumerate(zip(got, want)) if pair[0] != pair[1]),
+            first = next((i for i, pair in enumerate(zip(got, want, strict=False)) if pair[0] != pair[1]),
                          min(len(got), len(want)))
             problems = await self.task_problems(lane)
             if got == want and not problems:
@@ -551,7 +550,8 @@ class ModelRun:
         earlier runs too, where a task that failed and then succeeded on retry leaves no other
         trace (a first task that timed out on the sticky queue was the sign of lost signals)."""
         problems = []
-        run_id = (await lane.handle.describe()).raw_description.workflow_execution_info.first_run_id
+        run_id: str | None = (
+            await lane.handle.describe()).raw_description.workflow_execution_info.first_run_id
         while run_id:
             history = await self.client.get_workflow_handle(lane.handle.id, run_id=run_id).fetch_history()
             for event in history.events:
@@ -573,7 +573,8 @@ class ModelRun:
     async def print_histories(self, lane: Lane) -> None:
         """With BILLING_MODEL_DEBUG=1: every run of the account, event by event (signals with
         their input), to tell a lost signal from a doubled event."""
-        run_id = (await lane.handle.describe()).raw_description.workflow_execution_info.first_run_id
+        run_id: str | None = (
+            await lane.handle.describe()).raw_description.workflow_execution_info.first_run_id
         while run_id:
             history = await self.client.get_workflow_handle(lane.handle.id, run_id=run_id).fetch_history()
             print(f"  run {run_id}")

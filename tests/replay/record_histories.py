@@ -25,8 +25,8 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
@@ -229,7 +229,7 @@ async def record(client: Client, name: str, handles: list[WorkflowHandle]) -> li
         try:
             await Replayer(workflows=[AccountWorkflow],
                            data_converter=pydantic_data_converter).replay_workflow(history)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure to replay ends the recording
             raise SystemExit(f"{name}: a fresh history of {history.workflow_id} does not replay "
                              f"against the current code: {error}") from None
     written = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -30,7 +31,7 @@ from tests.integration.helpers import new_account_id, start_account, update, wai
 from worker import build_worker
 from workflows import replies
 from workflows.account import AccountWorkflow
-from workflows.decoding import decode_args, parse_signal
+from workflows.decoding import parse_signal
 from workflows.interface import CLOSE, BatchOutcome, CommandOutcome
 
 HISTORY_DIR = Path(__file__).parent / "histories"
@@ -91,6 +92,7 @@ class AppendsBeforeLoading(AccountWorkflow):
     async def _open(self) -> None:
         from domain.account import AccountState
 
+        assert self._input is not None  # run() parsed it before opening
         self._account = AccountState(account_id=self._input.account_id)
         await self._persist([self._input.open_command()])
         await super()._open()
@@ -128,7 +130,7 @@ class RecordsUnreadableSignalsUnpatched(AccountWorkflow):
 
     @workflow.signal(dynamic=True)
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
-        values = self._received(args)
+        values: Sequence[Any] = self._received(args)
         values = replies.with_close_id(values, self._inbox) if name == CLOSE else values
         self._inbox.put(parse_signal(name, values))
 

@@ -76,6 +76,7 @@ class RefAccount:
         if kind == "close":
             self.closed = True
             return self._record(RefEvent("ACCOUNT_CLOSED", command_id), "applied")
+        assert amount is not None, command  # a well-formed add_funds or charge has an amount
         if kind == "add_funds":
             if self.balance + amount > MAX_BALANCE:
                 return self._record(RefEvent("COMMAND_REJECTED", command_id, command=kind), "rejected")
@@ -92,6 +93,7 @@ class RefAccount:
 
     def _record(self, event: RefEvent, status: str) -> RefOutcome:
         self.log.append(event)
+        assert event.command_id is not None  # apply's events carry the command's id
         if event.command_id != GENERATED:
             self.seen[event.command_id] = (self.version, status)
         return RefOutcome(event.command_id, status, self.balance, self.version)

@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 
-import starter
 from client import (
     AccountExists,
     AccountNotFound,
@@ -115,11 +114,18 @@ def test_the_top_level_help_lists_every_verb(capsys: pytest.CaptureFixture[str])
 
 
 def test_up_passes_everything_after_it_to_devstack(monkeypatch: pytest.MonkeyPatch) -> None:
-    received = []
+    received: list[list[str]] = []
+
+    def main(argv: list[str]) -> int:
+        received.append(argv)
+        return 7
+
+    import devstack
+
     fake = types.ModuleType("devstack.up")
-    fake.main = lambda argv: received.append(argv) or 7
+    monkeypatch.setattr(fake, "main", main, raising=False)
     monkeypatch.setitem(sys.modules, "devstack.up", fake)
-    monkeypatch.setattr(starter, "devstack", fake, raising=False)  # if it was imported already
+    monkeypatch.setattr(devstack, "up", fake, raising=False)  # if it was imported already
     assert cli.run(["up", "--no-demo", "--json", "--help"]) == 7
     assert received == [["--no-demo", "--json", "--help"]]
 
