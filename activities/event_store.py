@@ -13,92 +13,25 @@ updated ``accounts`` row in a single SQL statement, guarded by the expected vers
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from functools import reduce
 from typing import Any
-from uuid import UUID, uuid5
 
 from psycopg import AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.account import AccountState, AccountStatus, evolve
-from domain.events import EVENTS, Event
-
-VERSION_CONFLICT = "VersionConflict"
-CORRUPT_LOG = "CorruptEventLog"
-
-_EVENT_IDS = UUID("6f1d2c1e-5b0a-4f4e-9d57-3a8e0c7b9a21")  # the namespace of derived event ids
-
-
-def event_id(account_id: str, version: int, event: Event) -> UUID:
-    """The id of ``event`` as the ``version``-th event of the account: derived from where it
-    goes and what it records, never drawn at random.
-
-    A retried decision names the same event the same way, and a different event at the same
-    place differently. A random draw is replayed too, but a retried workflow task may meet other
-    updates first and give the same draw to another command; its append then collides with its
-    own earlier, refused attempt on every retry.
-    """
-    key = json.dumps([account_id, version, event.type, event.command_id])
-    return uuid5(_EVENT_IDS, key)
-
-
-class NewEvent(BaseModel):
-    """An event the workflow decided, with the id that makes its append idempotent."""
-
-    event_id: UUID
-    event: Event
-
-
-class AppendEvents(BaseModel):
-    """Append ``events`` after ``expected_version`` and project the result into ``accounts``."""
-
-    account_id: str
-    expected_version: int = Field(ge=0)
-    events: list[NewEvent] = Field(min_length=1)
-    balance: int
-    status: AccountStatus
-    currency: str
-    overdraft_limit: int
-
-    @classmethod
-    def recording(cls, before: AccountState, events: Sequence[Event],
-                  after: AccountState) -> AppendEvents:
-        """The request that records ``events``, which take the account from ``before`` to
-        ``after``, each under its derived id."""
-        new_events = [NewEvent.model_construct(event_id=event_id(before.account_id, version, event),
-                                               event=event)
-                      for version, event in enumerate(events, start=before.version + 1)]
-        return cls(
-            account_id=before.account_id, expected_version=before.version, events=new_events,
-            balance=after.balance, status=after.status, currency=after.currency,
-            overdraft_limit=after.overdraft_limit)
-
-    @property
-    def last_version(self) -> int:
-        return self.expected_version + len(self.events)
-
-    def without_first(self, count: int) -> AppendEvents:
-        """The same request for all but its first ``count`` events."""
-        return self.model_copy(update={"expected_version": self.expected_version + count,
-                                       "events": self.events[count:]})
-
-
-class AppendResult(BaseModel):
-    """``appended`` is False only when some command ids were already in the log; they are listed
-    in ``already_recorded`` (command id -> version) and nothing was written."""
-
-    appended: bool
-    version: int
-    already_recorded: dict[str, int] = Field(default_factory=dict)
-
-
-class LoadAccount(BaseModel):
-    account_id: str
-
+from activities.contracts import (
+    VERSION_CONFLICT,
+    AppendEvents,
+    AppendResult,
+    LoadAccount,
+    RecordedCommand,
+)
+from activities.rows import event_payload, in_order
+from domain.account import evolve
+from domain.state import AccountState
 
 # One statement appends a batch. It creates the projection row, or moves it on from exactly
 # ``expected_version`` (the upsert's WHERE is the version guard), and inserts the events only if
@@ -115,31 +48,14 @@ WITH account AS (
            updated_at = now()
      WHERE accounts.version = %(expected_version)s
     RETURNING account_id)
-INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id)
-SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id
+INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id,
+                            command_fingerprint)
+SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id,
+       e.command_fingerprint
   FROM account, unnest(%(event_ids)s::uuid[], %(versions)s::bigint[], %(types)s::text[],
-                       %(payloads)s::jsonb[], %(command_ids)s::text[])
-       AS e(event_id, version, event_type, payload, command_id)
+                       %(payloads)s::jsonb[], %(command_ids)s::text[], %(fingerprints)s::text[])
+       AS e(event_id, version, event_type, payload, command_id, command_fingerprint)
 """
-
-
-def event_payload(event: Event) -> str:
-    """The JSON stored in ``account_events.payload``: the event without its type and command id,
-    which have columns of their own."""
-    return EVENTS.dump_json(event, exclude={"type", "command_id"}).decode()
-
-
-def event_from_row(event_type: str, payload: dict[str, Any], command_id: str | None) -> Event:
-    return EVENTS.validate_python({**payload, "type": event_type, "command_id": command_id})
-
-
-def _in_order(account_id: str, rows: list[tuple[Any, ...]]) -> Iterator[Event]:
-    """The events of ``rows``, refusing a log whose versions are not exactly 1, 2, 3, …"""
-    for expected, (version, event_type, payload, command_id) in enumerate(rows, start=1):
-        if version != expected:
-            raise ApplicationError(f"account {account_id}: version {version} follows {expected - 1}",
-                                   type=CORRUPT_LOG)
-        yield event_from_row(event_type, payload, command_id)
 
 
 class EventStore:
@@ -153,12 +69,12 @@ class EventStore:
         """Rebuild an account's state by folding its whole event log (empty state if none)."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
-                "SELECT version, event_type, payload, command_id FROM account_events"
-                " WHERE account_id = %s ORDER BY version",
+                "SELECT version, event_type, payload, command_id, command_fingerprint"
+                " FROM account_events WHERE account_id = %s ORDER BY version",
                 (request.account_id,),
             )
             rows = await cursor.fetchall()
-        return reduce(evolve, _in_order(request.account_id, rows), AccountState(request.account_id))
+        return reduce(evolve, in_order(request.account_id, rows), AccountState(request.account_id))
 
     @activity.defn(name="append_events")
     async def append_events(self, request: AppendEvents) -> AppendResult:
@@ -168,8 +84,10 @@ class EventStore:
                 written = (await conn.execute(_APPEND, _append_params(request))).rowcount
             except errors.UniqueViolation as error:
                 if error.diag.constraint_name == "one_event_per_command":
+                    found = await _recorded_commands(conn, request)
                     return AppendResult(appended=False, version=request.expected_version,
-                                        already_recorded=await _recorded_commands(conn, request))
+                                        already_recorded={key: c.version for key, c in found.items()},
+                                        recorded=found)
                 written = 0  # a version or event id that is taken: the same as writing nothing
             if written == len(request.events):
                 return AppendResult(appended=True, version=request.last_version)
@@ -202,6 +120,7 @@ def _append_params(request: AppendEvents) -> dict[str, Any]:
         "types": [new.event.type for new in request.events],
         "payloads": [event_payload(new.event) for new in request.events],
         "command_ids": [new.event.command_id for new in request.events],
+        "fingerprints": [new.event.command_fingerprint for new in request.events],
     }
 
 
@@ -211,30 +130,33 @@ async def _stored_prefix(conn: AsyncConnection[Any], request: AppendEvents) -> i
     result it lost (docs/decisions.md, "an append recognises its own write"); anything stored
     differently is a version conflict."""
     cursor = await conn.execute(
-        "SELECT event_id, version, event_type, command_id, payload FROM account_events"
-        " WHERE event_id = ANY(%s)",
+        "SELECT event_id, version, event_type, command_id, payload, command_fingerprint"
+        " FROM account_events WHERE event_id = ANY(%s)",
         ([new.event_id for new in request.events],),
     )
     stored = {row[0]: row[1:] for row in await cursor.fetchall()}
     count = 0
     for offset, new in enumerate(request.events, start=1):
         sent = (request.expected_version + offset, new.event.type, new.event.command_id,
-                json.loads(event_payload(new.event)))
+                json.loads(event_payload(new.event)), new.event.command_fingerprint)
         if stored.get(new.event_id) != sent:
             break
         count = offset
     return count if count == len(stored) else 0  # ids stored as something else: a conflict
 
 
-async def _recorded_commands(conn: AsyncConnection[Any], request: AppendEvents) -> dict[str, int]:
-    """The request's command ids that the log holds already, with their versions."""
+async def _recorded_commands(conn: AsyncConnection[Any],
+                             request: AppendEvents) -> dict[str, RecordedCommand]:
+    """The request's command ids that the log holds already: where, and what they came to."""
     cursor = await conn.execute(
-        "SELECT command_id, version FROM account_events"
-        " WHERE account_id = %s AND command_id = ANY(%s)",
+        "SELECT command_id, version, event_type, payload->>'reason', command_fingerprint"
+        " FROM account_events WHERE account_id = %s AND command_id = ANY(%s)",
         (request.account_id, [new.event.command_id for new in request.events
                               if new.event.command_id is not None]),
     )
-    return {command_id: version for command_id, version in await cursor.fetchall()}
+    return {command_id: RecordedCommand(version=version, event_type=event_type,
+                                        reason=reason or "", fingerprint=fingerprint)
+            for command_id, version, event_type, reason, fingerprint in await cursor.fetchall()}
 
 
 async def _version_conflict(conn: AsyncConnection[Any], request: AppendEvents) -> ApplicationError:

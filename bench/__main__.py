@@ -187,8 +187,9 @@ async def memory_rows(run: Run, accounts: AccountClient) -> None:
     dev_server_peak = peak_rss_mib(run.stack.dev_server.process.pid)
     run.add("7. dev server peak RSS", "whole run", f"{dev_server_peak:.0f} MiB")
     started = time.perf_counter()
+    from activities.contracts import LoadAccount
     from activities.db import open_pool
-    from activities.event_store import EventStore, LoadAccount
+    from activities.event_store import EventStore
     async with open_pool(run.stack.database_url) as pool:
         state = await EventStore(pool).load_account(LoadAccount(account_id=long))
     seconds = time.perf_counter() - started

@@ -16,6 +16,7 @@ from client.errors import (
     BillingError,
     CommandRefused,
     CommandRejectedError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidCommand,
     NamespaceNotFound,
@@ -25,6 +26,6 @@ from client.errors import (
 
 __all__ = [
     "AccountClient", "AccountExists", "AccountNotFound", "AccountNotRunning", "BillingError",
-    "CommandRefused", "CommandRejectedError", "InsufficientFunds", "InvalidCommand",
+    "CommandRefused", "CommandRejectedError", "IdempotencyKeyReused", "InsufficientFunds", "InvalidCommand",
     "NamespaceNotFound", "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
 ]

@@ -140,18 +140,21 @@ class AccountClient:
         return view
 
     async def add_funds(self, account_id: str, amount: int, *, command_id: str | None = None,
-                        description: str = "", wait: bool = True) -> CommandOutcome | None:
-        """Credit ``amount`` minor units, coalesced with concurrent calls. With ``wait=False``,
-        return once the account has received the command, without its outcome."""
+                        description: str = "", currency: str | None = None,
+                        wait: bool = True) -> CommandOutcome | None:
+        """Credit ``amount`` minor units, coalesced with concurrent calls. With ``currency``, an
+        account in another currency rejects it. With ``wait=False``, return once the account
+        has received the command, without its outcome."""
         command = _validated(AddFunds, command_id=_or_new(command_id), amount=amount,
-                             description=description)
+                             description=description, currency=currency)
         return await self.submit(account_id, command, wait=wait)
 
     async def charge(self, account_id: str, amount: int, *, command_id: str | None = None,
-                     description: str = "", wait: bool = True) -> CommandOutcome | None:
+                     description: str = "", currency: str | None = None,
+                     wait: bool = True) -> CommandOutcome | None:
         """Debit ``amount`` minor units, coalesced; raises ``InsufficientFunds`` when declined."""
         command = _validated(Charge, command_id=_or_new(command_id), amount=amount,
-                             description=description)
+                             description=description, currency=currency)
         return await self.submit(account_id, command, wait=wait)
 
     async def submit(self, account_id: str, command: AddFunds | Charge, *,

@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.interface import (
     COMMAND_REJECTED,
+    IDEMPOTENCY_KEY_REUSED,
     INSUFFICIENT_FUNDS,
     INVALID_COMMAND,
     CommandOutcome,
@@ -59,7 +60,7 @@ class AccountExists(BillingError):
 
 
 class CommandRefused(BillingError):
-    """The account recorded the command but did not apply it; ``outcome`` says where and why."""
+    """The account did not apply the command; ``outcome`` says where and why."""
 
     def __init__(self, outcome: CommandOutcome) -> None:
         super().__init__(outcome.reason)
@@ -72,6 +73,11 @@ class InsufficientFunds(CommandRefused):
 
 class CommandRejectedError(CommandRefused):
     """A command rejected by the account, e.g. because it is closed (``COMMAND_REJECTED``)."""
+
+
+class IdempotencyKeyReused(CommandRefused):
+    """The key was used before for another command (the message says what differs); nothing was
+    recorded. ``outcome.version`` is the event that recorded the first one."""
 
 
 class NamespaceNotFound(BillingError):
@@ -97,11 +103,9 @@ class TemporalUnreachable(TemporalUnavailable):
 
 def refusal(outcome: CommandOutcome) -> CommandRefused | None:
     """The error a caller gets for ``outcome``: None when it was applied or a duplicate."""
-    if outcome.status == "declined":
-        return InsufficientFunds(outcome)
-    if outcome.status == "rejected":
-        return CommandRejectedError(outcome)
-    return None
+    refused = {"declined": InsufficientFunds, "rejected": CommandRejectedError,
+               "refused": IdempotencyKeyReused}.get(outcome.status)
+    return refused(outcome) if refused else None
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ def _update_failure(cause: BaseException, account_id: str) -> BillingError:
     if isinstance(cause, ApplicationError):
         if cause.type == INVALID_COMMAND:
             return InvalidCommand(cause.message)
-        if cause.type in (INSUFFICIENT_FUNDS, COMMAND_REJECTED) and cause.details:
+        if cause.type in (INSUFFICIENT_FUNDS, COMMAND_REJECTED, IDEMPOTENCY_KEY_REUSED) and cause.details:
             try:
                 refused = refusal(CommandOutcome.model_validate(cause.details[0]))
             except ValidationError:

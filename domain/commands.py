@@ -7,9 +7,11 @@ silently dropped.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from domain.money import MAX_AMOUNT, MoneyError, currency_exponent
 
@@ -21,10 +23,42 @@ Description = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x08\x0b\x0c\x0
 Amount = Annotated[int, Field(strict=True, gt=0, le=MAX_AMOUNT)]
 
 
+def _known_currency(code: str) -> str:
+    try:
+        currency_exponent(code)
+    except MoneyError as error:
+        raise ValueError(str(error)) from None
+    return code
+
+
+Currency = Annotated[str, AfterValidator(_known_currency)]
+"""An ISO 4217 code with a minor unit, e.g. USD, EUR, JPY."""
+
+
 class _Command(BaseModel):
     """Immutable, strict about types, and refusing unknown fields."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    def fingerprint(self) -> str:
+        """What the command asks, without its id: ``kind:amount:digest`` of every other field.
+        The same key with another fingerprint is another command (``describe_reuse``)."""
+        fields = self.model_dump(mode="json", exclude={"command_id", "kind", "amount"})
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        return f"{self.kind}:{getattr(self, 'amount', '')}:{digest}"  # type: ignore[attr-defined]
+
+
+_KINDS = {"add_funds": "an add_funds", "charge": "a charge", "close": "a close"}
+
+
+def describe_reuse(first: str, again: str) -> str:
+    """What differs between two fingerprints of one key, in words."""
+    (kind, amount, _), (new_kind, new_amount, _) = first.split(":"), again.split(":")
+    if kind != new_kind:
+        return f"the key was used for {_KINDS.get(kind, kind)}, not {_KINDS.get(new_kind, new_kind)}"
+    if amount != new_amount:
+        return f"the key was used for an amount of {amount}, not {new_amount}"
+    return "the key was used with another description, currency or reason"
 
 
 class OpenAccount(_Command):
@@ -32,17 +66,8 @@ class OpenAccount(_Command):
 
     kind: Literal["open"] = "open"
     account_id: AccountId
-    currency: str
+    currency: Currency
     overdraft_limit: Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)] = 0
-
-    @field_validator("currency")
-    @classmethod
-    def _known_currency(cls, code: str) -> str:
-        try:
-            currency_exponent(code)
-        except MoneyError as error:
-            raise ValueError(str(error)) from None
-        return code
 
 
 class AddFunds(_Command):
@@ -52,6 +77,8 @@ class AddFunds(_Command):
     command_id: CommandId
     amount: Amount
     description: Description = ""
+    currency: Currency | None = None
+    """When given, the account's currency must be this one."""
 
 
 class Charge(_Command):
@@ -61,6 +88,8 @@ class Charge(_Command):
     command_id: CommandId
     amount: Amount
     description: Description = ""
+    currency: Currency | None = None
+    """When given, the account's currency must be this one."""
 
 
 class CloseAccount(_Command):

@@ -1,7 +1,10 @@
 """What happened to an account: immutable events, the only thing the log stores.
 
 Each event's ``type`` is its name in the log (``account_events.event_type``). ``command_id`` is
-the command that caused it, kept so that the same command is never recorded twice.
+the command that caused it, kept so that the same command is never recorded twice, and
+``command_fingerprint`` what that command asked (``Command.fingerprint``), so that the same key
+sent with another command is refused. Both have columns of their own, outside the payload; the
+fingerprint describes the request, not what happened, so events compare equal without it.
 
 Events are plain frozen dataclasses, cheap to make and to fold; pydantic validates them only
 where they cross a boundary (``EVENTS``).
@@ -9,7 +12,7 @@ where they cross a boundary (``EVENTS``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
@@ -19,6 +22,7 @@ from pydantic import Field, TypeAdapter
 class AccountCreated:
     type: Literal["ACCOUNT_CREATED"] = "ACCOUNT_CREATED"
     command_id: str | None = None
+    command_fingerprint: str | None = field(default=None, compare=False)
     account_id: str
     currency: str
     overdraft_limit: int = 0
@@ -28,6 +32,7 @@ class AccountCreated:
 class FundsAdded:
     type: Literal["FUND_ADDED"] = "FUND_ADDED"
     command_id: str
+    command_fingerprint: str | None = field(default=None, compare=False)
     amount: int
     description: str = ""
 
@@ -36,6 +41,7 @@ class FundsAdded:
 class ChargeApplied:
     type: Literal["CHARGE_APPLIED"] = "CHARGE_APPLIED"
     command_id: str
+    command_fingerprint: str | None = field(default=None, compare=False)
     amount: int
     description: str = ""
 
@@ -44,6 +50,7 @@ class ChargeApplied:
 class ChargeDeclined:
     type: Literal["CHARGE_DECLINED"] = "CHARGE_DECLINED"
     command_id: str
+    command_fingerprint: str | None = field(default=None, compare=False)
     amount: int
     description: str = ""
     reason: str
@@ -57,6 +64,7 @@ class CommandRejected:
 
     type: Literal["COMMAND_REJECTED"] = "COMMAND_REJECTED"
     command_id: str | None = None
+    command_fingerprint: str | None = field(default=None, compare=False)
     command: str
     reason: str
     received: Any = None
@@ -66,6 +74,7 @@ class CommandRejected:
 class AccountClosed:
     type: Literal["ACCOUNT_CLOSED"] = "ACCOUNT_CLOSED"
     command_id: str | None = None
+    command_fingerprint: str | None = field(default=None, compare=False)
     reason: str = ""
 
 

@@ -36,21 +36,23 @@ class PriorOutcome:
 
 
 class Recorded(NamedTuple):
-    """Where a command was recorded, and what it came to (``prior`` None: applied)."""
+    """Where a command was recorded, what it came to (``prior`` None: applied), and what it
+    asked (its ``fingerprint``; None when recorded before fingerprints were kept)."""
 
     version: int
     prior: PriorOutcome | None = None
+    fingerprint: str | None = None
 
 
 class _Shared:
-    """The dict a chain of memories shares: id -> (sequence number, version, prior), numbered
-    0, 1, 2, ... in insertion order; entries are added, never changed or removed."""
+    """The dict a chain of memories shares: id -> (sequence number, Recorded), numbered 0, 1,
+    2, ... in insertion order; entries are added, never changed or removed."""
 
     __slots__ = ("end", "entries")
 
     def __init__(self, items: list[tuple[str, Recorded]]) -> None:
-        self.entries = {command_id: (sequence, version, prior)
-                        for sequence, (command_id, (version, prior)) in enumerate(items)}
+        self.entries = {command_id: (sequence, recorded)
+                        for sequence, (command_id, recorded) in enumerate(items)}
         self.end = len(items)  # the next entry's sequence number
 
 
@@ -73,14 +75,13 @@ class CommandMemory(Mapping[str, int]):
         entry = self._shared.entries.get(command_id) if command_id is not None else None
         if entry is None or not self._end - COMMANDS_KEPT <= entry[0] < self._end:
             return None
-        return Recorded(entry[1], entry[2])
+        return entry[1]
 
-    def remembering(self, command_id: str, version: int,
-                    prior: PriorOutcome | None = None) -> CommandMemory:
+    def remembering(self, command_id: str, recorded: Recorded) -> CommandMemory:
         """This memory plus ``command_id`` as its newest entry."""
         shared, end = self._shared, self._end
         if end == shared.end and end < _COMPACT_AT and command_id not in shared.entries:
-            shared.entries[command_id] = (end, version, prior)
+            shared.entries[command_id] = (end, recorded)
             shared.end = end + 1
             extended: CommandMemory = _new_memory(CommandMemory)
             extended._shared, extended._end = shared, end + 1
@@ -88,7 +89,7 @@ class CommandMemory(Mapping[str, int]):
         # Extended already by another memory, the id is known, or the shared dict is full:
         # start a new one from this memory's window.
         kept = [entry for entry in self.entries() if entry[0] != command_id]
-        return CommandMemory([*kept, (command_id, Recorded(version, prior))])
+        return CommandMemory([*kept, (command_id, recorded)])
 
     def entries(self) -> Iterator[tuple[str, Recorded]]:
         """The remembered ids, oldest first, with where each was recorded and its outcome."""
@@ -97,8 +98,8 @@ class CommandMemory(Mapping[str, int]):
         # to it from the newest end of the dict.
         newest_first = islice(reversed(shared.entries.items()), shared.end - self._end,
                               shared.end - start)
-        for command_id, (_, version, prior) in reversed(list(newest_first)):
-            yield command_id, Recorded(version, prior)
+        for command_id, (_, recorded) in reversed(list(newest_first)):
+            yield command_id, recorded
 
     def __getitem__(self, command_id: str) -> int:
         recorded = self.recorded(command_id)
@@ -131,10 +132,17 @@ class CommandMemory(Mapping[str, int]):
         return {command_id: recorded.prior for command_id, recorded in self.entries()
                 if recorded.prior is not None}
 
+    def fingerprints(self) -> dict[str, str]:
+        """The remembered ids whose fingerprint is known, with it."""
+        return {command_id: recorded.fingerprint for command_id, recorded in self.entries()
+                if recorded.fingerprint is not None}
+
     @classmethod
-    def of(cls, versions: Mapping[str, int], outcomes: Mapping[str, PriorOutcome]) -> CommandMemory:
-        """The memory stored as ``{id: version}`` and ``{id: outcome}``, oldest first."""
-        return cls((command_id, Recorded(version, outcomes.get(command_id)))
+    def of(cls, versions: Mapping[str, int], outcomes: Mapping[str, PriorOutcome],
+           fingerprints: Mapping[str, str]) -> CommandMemory:
+        """The memory stored as ``{id: version}``, ``{id: outcome}`` and ``{id: fingerprint}``,
+        oldest first."""
+        return cls((command_id, Recorded(version, outcomes.get(command_id), fingerprints.get(command_id)))
                    for command_id, version in versions.items())
 
     @classmethod
@@ -143,9 +151,9 @@ class CommandMemory(Mapping[str, int]):
         """Read from ``{id: version}`` (``AccountState`` adds the outcomes), written back so."""
         versions = core_schema.dict_schema(core_schema.str_schema(), core_schema.int_schema())
         return core_schema.json_or_python_schema(
-            json_schema=core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}),
+            json_schema=core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}),
                                                                      versions),
             python_schema=core_schema.union_schema([
                 core_schema.is_instance_schema(cls),
-                core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}), versions)]),
+                core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}), versions)]),
             serialization=core_schema.plain_serializer_function_ser_schema(dict))

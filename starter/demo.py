@@ -66,7 +66,7 @@ def plan(account_ids: list[str], operations: int, currency: str, tag: str,
         account_id = account_ids[index % len(account_ids)]
         model = AddFunds if index < len(account_ids) or rng.random() < 0.55 else Charge
         command = model(command_id=f"{tag}-op-{index}", amount=rng.randint(unit, 50 * unit),
-                        description=f"demo operation {index}")
+                        description=f"demo operation {index}", currency=currency)
         planned.append(Operation(account_id, command, wait=index % UPDATE_EVERY == UPDATE_EVERY - 1))
     return planned
 

@@ -40,7 +40,8 @@ def open_input(account_id: str, currency: str, overdraft_limit: str) -> AccountW
 def money_command(kind: str, amount: str, currency: str, *, key: str | None,
                   description: str) -> AddFunds | Charge:
     """An ``add_funds`` or ``charge`` command; without ``key``, a fresh idempotency key."""
-    return _validated(kind, key=key, amount=parse_amount(amount, currency), description=description)
+    return _validated(kind, key=key, amount=parse_amount(amount, currency), description=description,
+                      currency=currency)
 
 
 def check_command_fields(kind: str, *, key: str | None, description: str) -> None:
@@ -55,11 +56,12 @@ def close_command(*, key: str | None, reason: str) -> CloseAccount:
         raise _invalid("close", error) from None
 
 
-def _validated(kind: str, *, key: str | None, amount: int, description: str) -> AddFunds | Charge:
+def _validated(kind: str, *, key: str | None, amount: int, description: str,
+               currency: str | None = None) -> AddFunds | Charge:
     model, verb = (AddFunds, "fund") if kind == ADD_FUNDS else (Charge, "charge")
     try:
         return model(command_id=new_command_id() if key is None else key, amount=amount,
-                     description=description)
+                     description=description, currency=currency)
     except ValidationError as error:
         raise _invalid(verb, error) from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from config import ConfigError, Settings
-from domain.account import AccountStatus
+from domain.state import AccountStatus
 from starter import output
 from starter.accounts import Accounts
 from starter.errors import CliError, ExitCode

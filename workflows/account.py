@@ -19,16 +19,12 @@ from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.event_store import (
-        VERSION_CONFLICT,
-        AppendEvents,
-        AppendResult,
-        EventStore,
-        LoadAccount,
-    )
-    from domain.account import AccountState, Decision, decide_each
+    from activities.contracts import VERSION_CONFLICT, AppendEvents, AppendResult, LoadAccount
+    from activities.event_store import EventStore
+    from domain.account import Decision, decide_each
     from domain.commands import Command
     from domain.events import Event
+    from domain.state import AccountState
     from workflows import replies
     from workflows.decoding import Undecodable, decode_args, parse_signal
     from workflows.inbox import Inbox, Pending
@@ -130,7 +126,7 @@ class AccountWorkflow:
             await workflow.wait_condition(lambda: self._opened is not None)
             return self._opened
         self._run.updates += 1
-        commands = self._inbox.validated.pop(_update_id(), None)
+        commands = self._inbox.validated.pop(replies.update_id(), None)
         if commands is None:  # the validator did not check it: a replay, or a run's first task
             commands = replies.checked_update(name, values)
         tickets = self._inbox.put_awaited(commands)
@@ -151,7 +147,7 @@ class AccountWorkflow:
         commands = replies.checked_update(name, decode_args(args, workflow.payload_converter()))
         # The handler takes these instead of parsing the payload again; on replay (validators do
         # not run) it parses it itself, to the same commands.
-        self._inbox.validated[_update_id()] = commands
+        self._inbox.validated[replies.update_id()] = commands
 
     @workflow.query(name=STATE)
     def state(self) -> AccountView:
@@ -177,7 +173,8 @@ class AccountWorkflow:
         try:
             decisions = await self._persist([pending.command for pending in batch])
         finally:
-            self._inbox.settle(batch, decisions)
+            for refusal in self._inbox.settle(batch, decisions):
+                workflow.logger.warning("signal refused: %s", refusal)
 
     async def _persist(self, commands: list[Command]) -> list[Decision]:
         """Decide ``commands`` against the state and append their events in one activity call.
@@ -195,7 +192,7 @@ class AccountWorkflow:
             try:
                 result = await self._append(events, after)
             except (ActivityError, ApplicationError) as error:
-                if not _is_version_conflict(error):
+                if not replies.is_version_conflict(error):
                     raise
                 workflow.logger.warning("version conflict, reloading from the log: %s", error)
                 conflicts += 1
@@ -206,7 +203,7 @@ class AccountWorkflow:
                 continue
             if result.appended:
                 break
-            self._account = self._account.knowing(result.already_recorded)
+            self._account = self._account.knowing(result.known_commands())
         self._account = after
         return decisions
 
@@ -235,16 +232,3 @@ class AccountWorkflow:
         run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
         return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
                          retry_policy=STORE_RETRY, summary=summary)
-
-
-def _update_id() -> str:
-    info = workflow.current_update_info()
-    assert info is not None  # called only from an update's handler or validator
-    return info.id
-
-
-def _is_version_conflict(error: ActivityError | ApplicationError) -> bool:
-    """A regular activity's failure arrives as an ActivityError around the ApplicationError it
-    raised; a local activity's arrives as the ApplicationError itself."""
-    cause = error.cause if isinstance(error, ActivityError) else error
-    return isinstance(cause, ApplicationError) and cause.type == VERSION_CONFLICT

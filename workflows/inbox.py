@@ -63,12 +63,18 @@ class Inbox:
         self.writing = len(batch)
         return batch
 
-    def settle(self, batch: list[Pending], decisions: Sequence[Decision] | None) -> None:
-        """The batch is stored (with these decisions) or given up (None)."""
+    def settle(self, batch: list[Pending], decisions: Sequence[Decision] | None) -> list[str]:
+        """The batch is stored (with these decisions) or given up (None). Returns the refusals
+        that no caller waits for (signals), for the log."""
         self.writing = 0
+        unheard = []
         for pending, decision in zip(batch, decisions or (), strict=False):
+            answer = outcome(pending.command, decision)
             if pending.ticket is not None:
-                self._outcomes[pending.ticket] = outcome(pending.command, decision)
+                self._outcomes[pending.ticket] = answer
+            elif answer.status == "refused":
+                unheard.append(answer.reason)
+        return unheard
 
     def answered(self, tickets: Sequence[int]) -> bool:
         return all(ticket in self._outcomes for ticket in tickets)
@@ -80,6 +86,11 @@ class Inbox:
 def outcome(command: Command, decision: Decision) -> CommandOutcome:
     """The core's decision as the answer an update caller receives."""
     command_id = getattr(command, "command_id", None)
+    if decision.reused is not None:
+        return CommandOutcome(command_id=command_id, status="refused", balance=decision.balance,
+                              version=decision.version,
+                              reason=f"idempotency key {command_id!r} was used before for another "
+                                     f"command ({decision.reused}); nothing was recorded")
     if not decision.events:
         prior = decision.prior
         original = "applied" if prior is None else None if prior.status == "unknown" else prior.status

@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.account import AccountState, AccountStatus
 from domain.commands import AddFunds, Charge, OpenAccount
+from domain.state import AccountState, AccountStatus
 
 WORKFLOW_TYPE = "AccountWorkflow"
 ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
@@ -33,6 +33,7 @@ INVALID_COMMAND = "InvalidCommand"
 INVALID_ACCOUNT = "InvalidAccount"
 INSUFFICIENT_FUNDS = "InsufficientFunds"
 COMMAND_REJECTED = "CommandRejected"
+IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
 
 
 def workflow_id(account_id: str) -> str:
@@ -87,11 +88,14 @@ class CommandOutcome(BaseModel):
     A ``duplicate`` (a command id seen before) changes nothing: ``version`` is the event that
     first recorded the id, ``balance`` today's balance, and ``original_status`` (with
     ``reason``) what the first command came to, so a caller that lost the first answer learns
-    it. ``original_status`` is None only for an id older than the account's memory; the event
-    at ``version`` in the log tells."""
+    it. ``original_status`` is None only for an id recorded before the log kept outcomes
+    beside ids; the event at ``version`` in the log tells.
+
+    ``refused``: the key was used before for another command (``reason`` says what differs);
+    nothing was recorded, and ``version`` is the event that recorded the first one."""
 
     command_id: str | None
-    status: Literal["applied", "declined", "rejected", "duplicate"]
+    status: Literal["applied", "declined", "rejected", "duplicate", "refused"]
     reason: str = ""
     balance: int
     version: int

@@ -1,8 +1,9 @@
 """The account workflow's answers to bad input and refused commands, as typed errors.
 
 A bad start input fails the run with ``InvalidAccount``; a malformed update is refused with
-``InvalidCommand``; a single command's update answers a decline or a rejection with
-``InsufficientFunds`` or ``CommandRejected``, its outcome in the error's details. Every one is a
+``InvalidCommand``; a single command's update answers a decline, a rejection or a reused key
+with ``InsufficientFunds``, ``CommandRejected`` or ``IdempotencyKeyReused``, its outcome in the
+error's details. Every one is a
 non-retryable ``ApplicationError``: anything else would fail the workflow task again and again.
 """
 
@@ -13,13 +14,15 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
+from activities.contracts import VERSION_CONFLICT
 from domain.commands import Command, RejectInput
 from workflows.decoding import Undecodable, batch_size, describe_validation_error, parse_update
 from workflows.inbox import Inbox
 from workflows.interface import (
     COMMAND_REJECTED,
+    IDEMPOTENCY_KEY_REUSED,
     INSUFFICIENT_FUNDS,
     INVALID_ACCOUNT,
     INVALID_COMMAND,
@@ -72,6 +75,9 @@ def answer(outcome: CommandOutcome) -> CommandOutcome:
         raise ApplicationError(outcome.reason, outcome, type=INSUFFICIENT_FUNDS, non_retryable=True)
     if outcome.status == "rejected":
         raise ApplicationError(outcome.reason, outcome, type=COMMAND_REJECTED, non_retryable=True)
+    if outcome.status == "refused":
+        raise ApplicationError(outcome.reason, outcome, type=IDEMPOTENCY_KEY_REUSED,
+                               non_retryable=True)
     return outcome
 
 
@@ -84,3 +90,16 @@ def with_close_id(args: Sequence[Any], inbox: Inbox) -> Sequence[Any]:
         inbox.closes_without_id += 1
         return [{**payload, "command_id": f"close-{workflow.info().run_id}-{inbox.closes_without_id}"}]
     return args
+
+
+def update_id() -> str:
+    info = workflow.current_update_info()
+    assert info is not None  # called only from an update's handler or validator
+    return info.id
+
+
+def is_version_conflict(error: ActivityError | ApplicationError) -> bool:
+    """A regular activity's failure arrives as an ActivityError around the ApplicationError it
+    raised; a local activity's arrives as the ApplicationError itself."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return isinstance(cause, ApplicationError) and cause.type == VERSION_CONFLICT

@@ -34,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
 from client import AccountClient
-from domain.account import AccountState, AccountStatus
+from domain.state import AccountState, AccountStatus
 from operations.reconcile.fold import LogFold
 from operations.reconcile.queries import (
     EVENT_COLUMNS,

@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activities.event_store import event_from_row
-from domain.account import AccountState, AccountStatus, evolve
+from activities.rows import event_from_row
+from domain.account import evolve
 from domain.events import AccountCreated, CommandRejected, Event
+from domain.state import AccountState, AccountStatus
 from operations.reconcile.report import Finding
 
 

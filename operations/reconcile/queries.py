@@ -11,7 +11,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
-from domain.account import AccountState
+from domain.state import AccountState
 from operations.reconcile.fold import LogFold
 from operations.reconcile.report import Finding
 

@@ -18,7 +18,7 @@ from client import (
     BillingError,
     TemporalUnavailable,
 )
-from domain.account import AccountStatus
+from domain.state import AccountStatus
 from operations.reconcile.queries import fold_accounts
 from operations.reconcile.report import Finding, Report
 from workflows.interface import AccountView

@@ -21,10 +21,11 @@ import uuid
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.event_store import VERSION_CONFLICT, AppendEvents, EventStore, NewEvent
-from domain.account import AccountStatus
+from activities.contracts import VERSION_CONFLICT, AppendEvents, NewEvent
+from activities.event_store import EventStore
 from domain.events import AccountCreated, FundsAdded
 from domain.memory import COMMANDS_KEPT
+from domain.state import AccountStatus
 from tests.faults.harness import (
     LOCAL,
     PATHS,

@@ -18,11 +18,12 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
-from activities.event_store import AppendEvents
-from domain.account import AccountState, evolve
+from activities.contracts import AppendEvents
+from domain.account import evolve
 from domain.events import AccountCreated, Event
+from domain.state import AccountState
 from workflows.interface import (
     WORKFLOW_TYPE,
     AccountView,
@@ -175,3 +176,16 @@ def _activity_type(event) -> str | None:
 async def assert_no_failed_workflow_tasks(handle: WorkflowHandle) -> None:
     """A failed workflow task means non-determinism or a bug that would leave the workflow stuck."""
     assert await history_events(handle, EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) == []
+
+
+async def all_runs(client: Client, handle: WorkflowHandle) -> list[WorkflowHistory]:
+    """Every run's history, oldest first, following continue-as-new from the first run."""
+    histories, run_id = [], handle.first_execution_run_id
+    while run_id:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+                  else None)
+    return histories

@@ -15,9 +15,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from activities.event_store import EventStore, LoadAccount
-from domain.account import AccountStatus
+from activities.contracts import LoadAccount
+from activities.event_store import EventStore
 from domain.events import FundsAdded
+from domain.state import AccountStatus
 from tests.integration.helpers import (
     append_request,
     assert_no_failed_workflow_tasks,
@@ -449,7 +450,8 @@ async def test_a_command_older_than_the_workflows_memory_is_caught_by_postgres(
     remembered = await update(handle, "add_funds", fund(f"old-{old}", 1))
     fresh = await update(handle, "add_funds", fund("new", 1))
 
-    assert forgotten == CommandOutcome(command_id="old-1", status="duplicate", balance=old, version=2)
+    assert forgotten == CommandOutcome(command_id="old-1", status="duplicate", balance=old, version=2,
+                                       original_status="applied")  # the log says what it was
     assert remembered.status == "duplicate" and remembered.version == old + 1
     assert fresh == CommandOutcome(command_id="new", status="applied", balance=old + 1,
                                    version=old + 2)

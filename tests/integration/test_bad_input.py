@@ -37,11 +37,15 @@ from client import (
     AccountExists,
     AccountNotFound,
     CommandRejectedError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidCommand,
 )
+from domain.commands import AddFunds
+from domain.memory import COMMANDS_KEPT
 from starter import cli
 from tests.integration.helpers import (
+    all_runs,
     assert_no_failed_workflow_tasks,
     count_events,
     fetch_account_row,
@@ -239,7 +243,8 @@ BAD_UPDATES = [
     BadUpdate("amount null", "charge", cmd("u-null", None)),
     BadUpdate("command_id of 129 non-ASCII characters", "add_funds", cmd("é" * 129, 5)),
     BadUpdate("NUL in description", "add_funds", cmd("u-nul", 5, description="a\x00b")),
-    BadUpdate("unknown field currency", "charge", cmd("u-cur", 5, currency="USD")),
+    BadUpdate("unknown field region", "charge", cmd("u-region", 5, region="eu")),
+    BadUpdate("currency in lowercase", "charge", cmd("u-cur", 5, currency="usd")),
     BadUpdate("kind of the other command", "add_funds", cmd("u-kind", 5, kind="charge")),
     BadUpdate("post_batch: unknown kind", "post_batch", {"commands": [item("refund", "u-b1", 5)]}),
     BadUpdate("post_batch: 1001 commands", "post_batch",
@@ -356,6 +361,97 @@ async def test_refusals_are_recorded_with_typed_errors_and_change_nothing_else(
     assert (projection["balance"], projection["version"], projection["status"]) == (-50, 9, "closed")
 
 
+# --- reused idempotency keys and commands in another currency --------------------------------------
+
+CATALOGUE.add("reused key or currency", "update: a key reused with another amount",
+              "update: a key reused for another kind", "update: a key reused with another description",
+              "post_batch: a key reused inside the batch", "signal: a key reused with another amount",
+              "client: a key reused with another amount", "a key older than the memory, reused",
+              "a key reused after continue-as-new", "update in another currency",
+              "signal in another currency", "client command in another currency")
+
+
+async def test_a_reused_key_is_refused_naming_what_differs_and_records_nothing(
+        client, task_queue, worker, pool):
+    accounts = AccountClient(client, task_queue, rpc_timeout=10)
+    account = new_account_id()
+    handle = await start_account(client, task_queue, account, history_budget=40)
+    first = await update(handle, "add_funds", cmd("k-1", 500, description="top-up"))
+
+    refusals = [await update_error(handle, "add_funds", cmd("k-1", 250, description="top-up")),
+                await update_error(handle, "charge", cmd("k-1", 500, description="top-up")),
+                await update_error(handle, "add_funds", cmd("k-1", 500, description="other"))]
+    batch = await update(handle, "post_batch", {"commands": [
+        item("add_funds", "k-2", 5), item("add_funds", "k-2", 6)]}, result_type=BatchOutcome)
+    await handle.signal("add_funds", cmd("k-1", 999))
+    with pytest.raises(IdempotencyKeyReused) as from_client:
+        await accounts.charge(account, 1, command_id="k-1")
+    for index in range(12):  # past the run's history budget: the memory crosses continue-as-new
+        await update(handle, "add_funds", cmd(f"pad-{index}", 1))
+    after_can = await update_error(handle, "add_funds", cmd("k-1", 1))
+    duplicate = await update(handle, "add_funds", cmd("k-1", 500, description="top-up"))
+
+    assert [e.type for e in [*refusals, after_can]] == ["IdempotencyKeyReused"] * 4
+    assert "an amount of 500, not 250" in refusals[0].message
+    assert "for an add_funds, not a charge" in refusals[1].message
+    assert "another description" in refusals[2].message
+    assert refusals[0].details[0]["version"] == first.version == 2
+    assert [(o.status, o.version) for o in batch.outcomes] == [("applied", 3), ("refused", 3)]
+    assert "not a charge" in str(from_client.value) and from_client.value.outcome.status == "refused"
+    assert (duplicate.status, duplicate.version) == ("duplicate", 2)
+    assert len(await all_runs(client, handle)) >= 2, "expected a continue-as-new"
+    rows = await fetch_events(pool, account)
+    assert [r.command_id for r in rows].count("k-1") == 1 and len(rows) == 3 + 12
+    assert (await wait_settled(handle, 15)).balance == 505 + 12
+
+
+async def test_a_key_older_than_the_memory_is_checked_against_the_log(client, task_queue, worker, pool):
+    account, old = new_account_id(), COMMANDS_KEPT + 5
+    key = AddFunds(command_id="old-1", amount=1)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO account_events (event_id, account_id, version, event_type, payload)"
+            " VALUES (gen_random_uuid(), %s, 1, 'ACCOUNT_CREATED',"
+            " jsonb_build_object('account_id', %s::text, 'currency', 'USD', 'overdraft_limit', 0))",
+            (account, account))
+        await conn.execute(
+            "INSERT INTO account_events (event_id, account_id, version, event_type, payload,"
+            " command_id, command_fingerprint) SELECT gen_random_uuid(), %s, n + 1, 'FUND_ADDED',"
+            " '{\"amount\": 1, \"description\": \"\"}', 'old-' || n, %s"
+            " FROM generate_series(1, %s) n", (account, key.fingerprint(), old))
+        await conn.execute("INSERT INTO accounts (account_id, currency, balance, version)"
+                           " VALUES (%s, 'USD', %s, %s)", (account, old, old + 1))
+    handle = await start_account(client, task_queue, account)
+
+    reused = await update_error(handle, "add_funds", cmd("old-1", 2))
+    same = await update(handle, "add_funds", cmd("old-1", 1))
+
+    assert reused.type == "IdempotencyKeyReused" and "an amount of 1, not 2" in reused.message
+    assert (same.status, same.version, same.original_status) == ("duplicate", 2, "applied")
+    assert await count_events(pool, account) == old + 1
+
+
+async def test_a_command_in_another_currency_is_rejected_and_recorded(client, task_queue, worker, pool):
+    accounts = AccountClient(client, task_queue, rpc_timeout=10)
+    account = new_account_id()
+    handle = await start_account(client, task_queue, account, currency="EUR")
+
+    error = await update_error(handle, "charge", cmd("usd-1", 5, currency="USD"))
+    await handle.signal("add_funds", cmd("usd-2", 5, currency="USD"))
+    with pytest.raises(CommandRejectedError) as from_client:
+        await accounts.add_funds(account, 5, command_id="usd-3", currency="USD")
+    applied = await accounts.add_funds(account, 5, command_id="eur-1", currency="EUR")
+
+    assert error.type == "CommandRejected"
+    assert error.message == "the command is in USD, the account in EUR"
+    assert "USD" in str(from_client.value)
+    assert applied is not None and (applied.status, applied.balance) == ("applied", 5)
+    rows = await fetch_events(pool, account)
+    assert [(r.event_type, r.command_id) for r in rows[1:]] == [
+        ("COMMAND_REJECTED", "usd-1"), ("COMMAND_REJECTED", "usd-2"), ("COMMAND_REJECTED", "usd-3"),
+        ("FUND_ADDED", "eur-1")]
+
+
 # --- AccountClient: refused locally before anything is sent, or typed errors from the server -----
 
 CLIENT_OPENS = [
@@ -442,6 +538,8 @@ BAD_CLI = [
     BadCli("cli: NUL in description", ["fund", "{acct}", "1", "--description", "a\x00b"], 2,
            "description"),
     BadCli("cli: charge past the overdraft limit", ["charge", "{acct}", "1000.00"], 3, "declined", 1),
+    BadCli("cli: an idempotency key reused with another amount",
+           ["fund", "{acct}", "2", "--idempotency-key", "f-1"], 3, "an amount of 1000, not 200"),
     BadCli("cli: unknown account", ["charge", "{new}", "1"], 4, "not found"),
     BadCli("cli: open with an account id with spaces", ["open", "two words", "--currency", "USD"],
            2, "account_id"),

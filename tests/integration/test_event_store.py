@@ -13,17 +13,12 @@ import pytest
 from psycopg import errors
 from temporalio.exceptions import ApplicationError
 
-from activities.event_store import (
-    CORRUPT_LOG,
-    VERSION_CONFLICT,
-    AppendResult,
-    EventStore,
-    LoadAccount,
-    event_from_row,
-)
-from domain.account import AccountState, AccountStatus
+from activities.contracts import VERSION_CONFLICT, AppendResult, LoadAccount, RecordedCommand
+from activities.event_store import EventStore
+from activities.rows import CORRUPT_LOG, event_from_row
 from domain.events import AccountClosed, ChargeApplied, ChargeDeclined, CommandRejected, FundsAdded
-from domain.memory import CommandMemory
+from domain.memory import CommandMemory, PriorOutcome, Recorded
+from domain.state import AccountState, AccountStatus
 from tests.integration.helpers import (
     append_request,
     count_events,
@@ -172,8 +167,8 @@ async def test_appending_after_version_zero_of_an_unknown_account_is_a_conflict(
 
 
 async def test_a_command_id_already_in_the_log_is_reported_and_nothing_is_written(store, pool):
-    state = await open_with(store, FundsAdded(command_id="old-1", amount=100),
-                            ChargeApplied(command_id="old-2", amount=10))
+    state = await open_with(store, FundsAdded(command_id="old-1", amount=100, command_fingerprint="f1"),
+                            ChargeDeclined(command_id="old-2", amount=500, reason="no", balance=100))
     # a writer whose memory has forgotten old-1 and old-2
     forgetful = state._replace(recent_commands=CommandMemory())
     request = append_request(forgetful, [FundsAdded(command_id="new", amount=5),
@@ -183,11 +178,15 @@ async def test_a_command_id_already_in_the_log_is_reported_and_nothing_is_writte
 
     result = await store.append_events(request)
 
-    assert result == AppendResult(appended=False, version=3,
-                                  already_recorded={"old-1": 2, "old-2": 3})
+    assert result == AppendResult(
+        appended=False, version=3, already_recorded={"old-1": 2, "old-2": 3},
+        recorded={"old-1": RecordedCommand(version=2, event_type="FUND_ADDED", fingerprint="f1"),
+                  "old-2": RecordedCommand(version=3, event_type="CHARGE_DECLINED", reason="no")})
+    assert result.known_commands() == {"old-1": Recorded(2, None, "f1"),
+                                       "old-2": Recorded(3, PriorOutcome("declined", "no"))}
     assert await count_events(pool) == 3
     row = await fetch_account_row(pool, ACCOUNT)
-    assert (row["version"], row["balance"]) == (3, 90)
+    assert (row["version"], row["balance"]) == (3, 100)
 
 
 async def test_concurrent_appends_at_the_same_version_let_exactly_one_win(store, pool):
@@ -377,7 +376,8 @@ async def test_store_exposes_exactly_its_two_activities(store):
 
 
 async def test_a_nul_character_is_refused_by_postgres(store, pool):
-    """Documents why the domain must refuse NUL (see the xfail in tests/unit/test_model.py):
+    """Documents why the domain must refuse NUL (test_control_characters_are_refused in
+    tests/unit/test_model.py):
     Postgres cannot store it, and the error is a plain psycopg error, retried forever."""
     state = await open_with(store)
     with pytest.raises(psycopg.DataError):

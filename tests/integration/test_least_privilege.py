@@ -38,7 +38,8 @@ async def accounts_with_events(worker_pool):
     """One account with two events, written through the worker's own (least-privilege) pool."""
     from uuid import uuid4
 
-    from activities.event_store import AppendEvents, EventStore, NewEvent
+    from activities.contracts import AppendEvents, NewEvent
+    from activities.event_store import EventStore
     from domain.events import AccountCreated, FundsAdded
 
     events = [AccountCreated(account_id="lp", currency="USD"), FundsAdded(command_id="f1", amount=5)]

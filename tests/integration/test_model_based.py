@@ -46,6 +46,7 @@ from client import (
     AccountExists,
     AccountNotFound,
     CommandRejectedError,
+    IdempotencyKeyReused,
     InsufficientFunds,
     InvalidCommand,
 )
@@ -74,6 +75,9 @@ SLOW_ROUNDS_DEFAULT = 1_500
 MAX_ACCOUNTS = 5
 SETTLE = 20.0
 MONEY = ("add_funds", "charge")
+ERROR_TYPES = {"declined": "InsufficientFunds", "rejected": "CommandRejected",
+               "refused": "IdempotencyKeyReused"}
+"""The error a single command's update fails with, by the outcome's status."""
 # Failed workflow tasks that are part of normal operation, not a sign of a bug: a signal that
 # arrives while the task that continues as new is being completed makes the server refuse it.
 BENIGN_TASK_FAILURES = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
@@ -261,9 +265,8 @@ class ModelRun:
             self.expect_error_type(got, "InvalidCommand")
             return
         expected = lane.model.apply(kind, payload)
-        if expected.status in ("declined", "rejected"):
-            self.expect_error_type(got, "InsufficientFunds" if expected.status == "declined"
-                                   else "CommandRejected")
+        if expected.status in ERROR_TYPES:
+            self.expect_error_type(got, ERROR_TYPES[expected.status])
             self.expect_outcome(expected, CommandOutcome.model_validate(got.details[0]))
         else:
             self.expect_outcome(expected, got)
@@ -291,7 +294,7 @@ class ModelRun:
                 got = await send(lane.model.account_id, fields["amount"],
                                  command_id=fields["command_id"],
                                  description=fields.get("description", ""), wait=wait)
-        except (InsufficientFunds, CommandRejectedError) as error:
+        except (InsufficientFunds, CommandRejectedError, IdempotencyKeyReused) as error:
             got = error
         except WorkflowUpdateFailedError as error:  # send_one leaves update failures as they are
             got = error.cause
@@ -481,6 +484,9 @@ class ModelRun:
             self.expect_outcome(expected, got.outcome)
         elif expected.status == "rejected":
             assert isinstance(got, CommandRejectedError), self.context(f"expected rejection, got {got!r}")
+            self.expect_outcome(expected, got.outcome)
+        elif expected.status == "refused":
+            assert isinstance(got, IdempotencyKeyReused), self.context(f"expected refusal, got {got!r}")
             self.expect_outcome(expected, got.outcome)
         elif isinstance(got, ApplicationError):  # send_one's failed update, unexpected here
             raise AssertionError(self.context(f"expected {expected}, got {got!r}"))

@@ -35,8 +35,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from activities.contracts import LoadAccount
 from activities.db import migrate, open_pool
-from activities.event_store import EventStore, LoadAccount
+from activities.event_store import EventStore
 from domain.events import FundsAdded
 from tests.integration.helpers import append_request, start_account, update, wait_settled
 from worker import build_worker

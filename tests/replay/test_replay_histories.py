@@ -27,7 +27,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from tests.integration.helpers import new_account_id, start_account, update, wait_settled
+from tests.integration.helpers import all_runs, new_account_id, start_account, update, wait_settled
 from worker import build_worker
 from workflows import replies
 from workflows.account import AccountWorkflow
@@ -90,7 +90,7 @@ class AppendsBeforeLoading(AccountWorkflow):
         await super().run(args)
 
     async def _open(self) -> None:
-        from domain.account import AccountState
+        from domain.state import AccountState
 
         assert self._input is not None  # run() parsed it before opening
         self._account = AccountState(account_id=self._input.account_id)
@@ -184,16 +184,3 @@ async def test_without_a_workflow_cache_every_task_replays_through_continue_as_n
         assert causes <= BENIGN_TASK_FAILURES, history.events
         if any(e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED for e in history.events):
             await replayer().replay_workflow(history)  # (the Replayer hangs on a run not yet begun)
-
-
-async def all_runs(client: Client, handle) -> list[WorkflowHistory]:
-    """Every run's history, oldest first, following continue-as-new from the first run."""
-    histories, run_id = [], handle.first_execution_run_id
-    while run_id:
-        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-        histories.append(history)
-        last = history.events[-1]
-        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                  if last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
-                  else None)
-    return histories

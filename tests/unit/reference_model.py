@@ -33,8 +33,9 @@ class RefEvent:
 
 @dataclass(frozen=True)
 class RefOutcome:
-    """What happened to one command: ``applied``, ``declined``, ``rejected``, ``duplicate``; a
-    duplicate also tells what the command it repeats came to (``original_status``)."""
+    """What happened to one command: ``applied``, ``declined``, ``rejected``, ``duplicate``,
+    ``refused``; a duplicate also tells what the command it repeats came to
+    (``original_status``). ``refused``: the id came back with another command; nothing happens."""
 
     command_id: str | None
     status: str
@@ -50,8 +51,10 @@ class RefAccount:
     overdraft_limit: int
     balance: int = 0
     closed: bool = False
-    seen: dict[str, tuple[int, str]] = field(default_factory=dict)  # id -> (version, status)
+    # id -> (version, status, what the command asked: kind, amount, description or reason)
+    seen: dict[str, tuple[int, str, tuple[Any, ...]]] = field(default_factory=dict)
     log: list[RefEvent] = field(default_factory=list)
+    _asked: tuple[Any, ...] = ()  # the command being applied
 
     def __post_init__(self) -> None:
         self.log.append(RefEvent("ACCOUNT_CREATED", None))
@@ -68,9 +71,13 @@ class RefAccount:
         """A well-formed ``add_funds``, ``charge`` or ``close`` (``command`` already validated)."""
         command_id = command.get("command_id", GENERATED)
         amount = command.get("amount")
+        asked = (kind, amount, command.get("reason" if kind == "close" else "description", ""))
         if command_id in self.seen:
-            version, status = self.seen[command_id]
+            version, status, first = self.seen[command_id]
+            if first != asked:
+                return RefOutcome(command_id, "refused", self.balance, version)
             return RefOutcome(command_id, "duplicate", self.balance, version, status)
+        self._asked = asked
         if self.closed:
             return self._record(RefEvent("COMMAND_REJECTED", command_id, command=kind), "rejected")
         if kind == "close":
@@ -95,7 +102,7 @@ class RefAccount:
         self.log.append(event)
         assert event.command_id is not None  # apply's events carry the command's id
         if event.command_id != GENERATED:
-            self.seen[event.command_id] = (self.version, status)
+            self.seen[event.command_id] = (self.version, status, self._asked)
         return RefOutcome(event.command_id, status, self.balance, self.version)
 
 

@@ -3,7 +3,7 @@ events the same way, and a different decision at the same place differently."""
 
 from __future__ import annotations
 
-from activities.event_store import event_id
+from activities.rows import event_id
 from domain.events import ChargeApplied, ChargeDeclined, FundsAdded
 
 FUNDS = FundsAdded(command_id="c1", amount=100)

@@ -12,8 +12,9 @@ from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from domain.account import AccountState, decide
+from domain.account import decide
 from domain.commands import AddFunds, Charge, CloseAccount, RejectInput
+from domain.state import AccountState
 from workflows.decoding import Undecodable, decode_args, parse_command, parse_signal, parse_update
 from workflows.interface import (
     ADD_FUNDS,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 import domain.memory as memory
-from domain.account import MAX_BALANCE, AccountState, AccountStatus, Decision, decide, decide_each, evolve
+from domain.account import MAX_BALANCE, Decision, decide, decide_each, evolve
 from domain.commands import AddFunds, Charge, CloseAccount, Command, OpenAccount, RejectInput
 from domain.events import (
     AccountClosed,
@@ -20,7 +20,9 @@ from domain.events import (
     CommandRejected,
     FundsAdded,
 )
+from domain.memory import Recorded
 from domain.money import MAX_AMOUNT
+from domain.state import AccountState, AccountStatus
 
 ACCOUNT = "acc-1"
 
@@ -244,7 +246,7 @@ def test_fold_of_nothing_is_the_same_state_and_fold_equals_successive_evolves():
 
 def test_remember_commands_adds_ids_without_touching_anything_else():
     state = funded(100)
-    after = state.knowing({"old-1": 1, "old-2": 2})
+    after = state.knowing({"old-1": Recorded(1), "old-2": Recorded(2)})
 
     assert after.recent_commands == {"fund": 2, "old-1": 1, "old-2": 2}
     assert (after.balance, after.version) == (state.balance, state.version)
@@ -265,7 +267,7 @@ def test_memory_is_trimmed_to_the_newest_commands(monkeypatch):
 def test_remember_commands_also_respects_the_memory_size(monkeypatch):
     monkeypatch.setattr(memory, "COMMANDS_KEPT", 3)
     state = run(opened(), *(AddFunds(command_id=f"c{i}", amount=1) for i in range(3)))
-    after = state.knowing({"old": 1})
+    after = state.knowing({"old": Recorded(1)})
     assert len(after.recent_commands) == 3 and "old" in after.recent_commands
 
 
@@ -312,11 +314,12 @@ def test_decide_each_of_nothing_changes_nothing():
 
 def test_long_folds_keep_exactly_the_newest_commands(monkeypatch):
     monkeypatch.setattr(memory, "COMMANDS_KEPT", 3)
-    events = [FundsAdded(command_id=f"c{i}", amount=1) for i in range(20)]
+    commands = [AddFunds(command_id=f"c{i}", amount=1) for i in range(20)]
+    events = [FundsAdded(command_id=c.command_id, amount=1, command_fingerprint=c.fingerprint())
+              for c in commands]
 
     state = fold(opened(), events)
-    _, batched = decide_each(opened(), [AddFunds(command_id=f"c{i}", amount=1)
-                                                 for i in range(20)])
+    _, batched = decide_each(opened(), commands)
 
     assert state.recent_commands == {"c17": 19, "c18": 20, "c19": 21}
     assert batched == state
@@ -367,7 +370,9 @@ def test_command_id_of_128_chars_and_description_of_500_are_accepted(model_cls):
 @pytest.mark.parametrize("extra, field", [
     ({"description": "d" * 501}, "description"),
     ({"description": 5}, "description"),
-    ({"currency": "USD"}, "currency"),
+    ({"currency": "usd"}, "currency"),
+    ({"currency": "ZZZ"}, "currency"),
+    ({"region": "eu"}, "region"),
     ({"kind": "close"}, "kind"),
 ])
 def test_bad_or_unknown_fields_are_refused(model_cls, extra, field):
