@@ -66,9 +66,9 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     args.data_dir = args.data_dir.resolve()
     if not os.environ.get("TEMPORAL_ADDRESS"):
         temporal.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
-    database_url, postgres_where = start_postgres(args, settings, started)
+    database_url, postgres_where, migration_url = start_postgres(args, settings, started)
     address, ui_url, dev_server = start_temporal(args, settings, started)
-    env = child_env(settings, database_url, address)
+    env = child_env(settings, database_url, address, migration_url)
     say("starting the worker")
     worker = processes.start_worker(env)
     started.add("the worker", worker.stop)
@@ -76,16 +76,18 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     return Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
 
 
-def start_postgres(args: argparse.Namespace, settings: Settings, started: Started) -> tuple[str, str]:
-    """The event store's URL and a note on where it runs."""
+def start_postgres(args: argparse.Namespace, settings: Settings,
+                   started: Started) -> tuple[str, str, str | None]:
+    """The event store's URL (the worker's role), a note on where it runs, and the owner's URL
+    that the worker migrates with (from BILLING_MIGRATION_URL when DATABASE_URL is given)."""
     if settings.database_url:
         say("using the Postgres at DATABASE_URL")
         postgres.check_database(settings.database_url)
-        return settings.database_url, "from DATABASE_URL, not started here"
+        return settings.database_url, "from DATABASE_URL, not started here", settings.migration_url
     say(f"starting Postgres in {args.data_dir / 'postgres'}")
     server = postgres.start_postgres(args.data_dir / "postgres", DATABASE)
     started.add("Postgres", server.stop)
-    return server.url, server.where
+    return server.url, server.where, server.owner_url
 
 
 def start_temporal(args: argparse.Namespace, settings: Settings,
@@ -104,12 +106,15 @@ def start_temporal(args: argparse.Namespace, settings: Settings,
     return server.address, f"http://localhost:{args.ui_port}", server
 
 
-def child_env(settings: Settings, database_url: str, address: str) -> dict[str, str]:
+def child_env(settings: Settings, database_url: str, address: str,
+              migration_url: str | None = None) -> dict[str, str]:
     """The environment of the worker and the demo: ours, plus every setting of ``config.py``."""
     env = dict(os.environ)
     env.update(DATABASE_URL=database_url, TEMPORAL_ADDRESS=address,
                TEMPORAL_NAMESPACE=settings.temporal_namespace,
                BILLING_TASK_QUEUE=settings.task_queue, PYTHONUNBUFFERED="1")
+    if migration_url:
+        env["BILLING_MIGRATION_URL"] = migration_url
     return env
 
 
