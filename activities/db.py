@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-_MIGRATION_LOCK = 7_233_000_001  # any constant; shared by every process that migrates this database
+MIGRATION_LOCK = 7_233_000_001  # any constant; shared by every process that migrates this database
 CONNECT_TIMEOUT = 10  # seconds; libpq would otherwise wait for as long as TCP does
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ async def migrate(database_url: str) -> list[str]:
     """Apply pending migrations in one transaction; return the names applied."""
     async with await psycopg.AsyncConnection.connect(
             database_url, connect_timeout=CONNECT_TIMEOUT) as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -34,7 +34,7 @@ class Stack:
     temporal_address: str
     ui_url: str | None
     dev_server: temporal.DevServer | None
-    worker: processes.WorkerProcess
+    worker: processes.SupervisedWorker
     env: dict[str, str]
 
 
@@ -70,8 +70,8 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     address, ui_url, dev_server = start_temporal(args, settings, started)
     env = child_env(settings, database_url, address, migration_url)
     say("starting the worker")
-    worker = processes.start_worker(env)
-    started.add("the worker", worker.stop)
+    worker = processes.SupervisedWorker(lambda: processes.start_worker(env), say=say)
+    started.add("the worker", worker.stop)  # whichever process it is by then
     worker.wait_ready(STARTUP_TIMEOUT)
     return Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
 
@@ -148,7 +148,8 @@ def announce(stack: Stack, settings: Settings) -> None:
         + (f"  (dev server pid {stack.dev_server.process.pid}, log {stack.dev_server.log_path})"
            if stack.dev_server else "  (not started here)"),
         f"  Web UI       {stack.ui_url or 'not started here (use your server UI)'}",
-        f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}",
+        f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}"
+        "  (started again if it exits)",
         "",
         "Try it from another shell in this directory:",
         *(f"  export {name}={shlex.quote(value)}" for name, value in exports.items()),
@@ -164,16 +165,16 @@ def announce(stack: Stack, settings: Settings) -> None:
 
 
 def watch(stack: Stack) -> int:
-    """Sleep until interrupted (KeyboardInterrupt); return 1 if a service dies first."""
-    children = [("the worker", stack.worker.process)]
-    if stack.dev_server:
-        children.append(("the Temporal dev server", stack.dev_server.process))
+    """Sleep until interrupted (KeyboardInterrupt). A worker that exits is started again with
+    backoff (``processes.RestartPolicy``); return 1 once it keeps failing, or if the dev
+    server dies."""
     while True:
         time.sleep(0.5)
-        for name, process in children:
-            if process.poll() is not None:
-                say(f"{name} exited unexpectedly with code {process.returncode}")
-                return 1
+        if not stack.worker.keep_running():
+            return 1
+        if stack.dev_server and (code := stack.dev_server.process.poll()) is not None:
+            say(f"the Temporal dev server exited unexpectedly with code {code}")
+            return 1
 
 
 def main(argv: list[str] | None = None) -> int:
