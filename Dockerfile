@@ -1,6 +1,6 @@
 # The billing worker, for docker-compose.yml. Untested: the project's machines have no Docker
 # engine. `pip install .` brings the dependencies; the worker runs from the source in /app,
-# next to migrations/, which it applies at start.
+# next to migrations/, which `python worker.py --migrate` applies (the compose service `migrate`).
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \

@@ -2,12 +2,18 @@
 
 | variable             | default          | meaning                                   |
 |----------------------|------------------|-------------------------------------------|
-| DATABASE_URL         | (required)       | libpq URL of the event store              |
+| DATABASE_URL         | (required)       | libpq URL of the event store, as the      |
+|                      |                  | worker's own login role (billing_worker)  |
+| BILLING_MIGRATION_URL| (none)           | the owner's URL: the worker applies the   |
+|                      |                  | migrations with it at start; without it,  |
+|                      |                  | the worker expects a migrated database    |
 | TEMPORAL_ADDRESS     | 127.0.0.1:7233   | Temporal frontend host:port               |
 | TEMPORAL_NAMESPACE   | default          | Temporal namespace                        |
 | BILLING_TASK_QUEUE   | billing          | task queue of the account workflows       |
-| BILLING_DB_ROLE      | billing_writer   | role the worker's queries run as (SET ROLE);|
-|                      |                  | empty: run as the login user               |
+| BILLING_DB_ROLE      | (none)           | legacy: SET ROLE to this after logging in |
+|                      |                  | (the session could RESET ROLE)            |
+| BILLING_STARTUP_TIMEOUT | 300           | seconds the worker waits at start for     |
+|                      |                  | Postgres and Temporal before it gives up  |
 | BILLING_WORKFLOW_SANDBOX | 0            | 1: run workflows in the SDK's sandbox      |
 |                      |                  | (slower; for chasing a determinism bug)    |
 
@@ -38,8 +44,10 @@ class Settings:
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue: str = "billing"
-    database_role: str | None = "billing_writer"
+    database_role: str | None = None
     workflow_sandbox: bool = False
+    migration_url: str | None = None
+    startup_timeout: float = 300.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,12 +58,20 @@ class Settings:
             task_queue=os.environ.get("BILLING_TASK_QUEUE") or cls.task_queue,
             database_role=os.environ.get("BILLING_DB_ROLE", cls.database_role) or None,
             workflow_sandbox=_flag("BILLING_WORKFLOW_SANDBOX"),
+            migration_url=os.environ.get("BILLING_MIGRATION_URL") or None,
+            startup_timeout=_seconds("BILLING_STARTUP_TIMEOUT", cls.startup_timeout),
         )
 
     def require_database_url(self) -> str:
         if not self.database_url:
             raise ConfigError("DATABASE_URL is not set (a libpq URL, e.g. postgresql://user@host/db)")
         return self.database_url
+
+    def require_migration_url(self) -> str:
+        if not self.migration_url:
+            raise ConfigError("BILLING_MIGRATION_URL is not set (the libpq URL of the role that owns "
+                              "the tables, e.g. postgresql://billing_owner@host/db)")
+        return self.migration_url
 
 
 async def connect_temporal(settings: Settings) -> Client:
@@ -75,3 +91,16 @@ def _flag(name: str) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
+
+
+def _seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"{name} must be a number of seconds (0 or more), got {value!r}")
+    return seconds

@@ -1,10 +1,16 @@
 """The billing worker: runs the account workflows and the event-store activities.
 
-    DATABASE_URL=postgresql://... python worker.py
+    DATABASE_URL=postgresql://billing_worker@host/billing \\
+    BILLING_MIGRATION_URL=postgresql://billing_owner@host/billing python worker.py
+    BILLING_MIGRATION_URL=postgresql://billing_owner@host/billing python worker.py --migrate  # and exit
 
-Applies pending migrations at start (safe when several workers start at once), then polls
-``BILLING_TASK_QUEUE`` until SIGINT or SIGTERM, when it finishes in-flight work, stops, and
-closes its connection pool. See ``config.py`` for every setting.
+At start it waits for Postgres and then Temporal (capped backoff, one log line per attempt,
+``BILLING_STARTUP_TIMEOUT`` in all), applies pending migrations as the owner if it has the
+owner's URL (safe when several workers start at once), checks that the database is migrated and
+that its own role cannot change the event log, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
+SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. See
+``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
+unavailable at the deadline (or the worker failed), 2 configuration or an unmigrated database.
 """
 
 from __future__ import annotations
@@ -15,18 +21,29 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from activities.db import migrate, open_pool
+from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
 from activities.event_store import EventStore
 from config import ConfigError, Settings, connect_temporal
+from retrying.backoff import Deadline
+from retrying.dependencies import (
+    Stopped,
+    Unavailable,
+    postgres_reason,
+    postgres_where,
+    temporal_reason,
+    wait_for,
+)
 from workflows.account import AccountWorkflow
 
 log = logging.getLogger("billing.worker")
@@ -58,41 +75,133 @@ def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
 
 
 async def serve(settings: Settings) -> None:
-    database_url = settings.require_database_url()
-    applied = await migrate(database_url)
-    log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-    pool = open_pool(database_url, role=settings.database_role)
-    await pool.open(wait=True)
+    """Wait for the services, then run the worker until SIGINT or SIGTERM. Raises
+    ``Unavailable`` if Postgres or Temporal is still away at the deadline."""
+    stop = _stop_on_signals()
+    startup = Startup(settings, stop)
     try:
-        client = await connect_temporal(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        pool = await startup.database()
+    except Stopped:
+        log.info("stopped before serving")
+        return
+    try:
+        client = await startup.temporal()
         async with build_worker(client, pool, settings.task_queue,
                                 sandboxed=settings.workflow_sandbox):
             log.info("worker polling task queue %r on %s (namespace %s)%s", settings.task_queue,
                      settings.temporal_address, settings.temporal_namespace,
                      ", workflows sandboxed" if settings.workflow_sandbox else "")
+            # Once serving, outages are ridden out below us: activities retry, the SDK retries
+            # its polls, the pool reconnects.
             await stop.wait()
             log.info("stopping: finishing in-flight work")
+    except Stopped:
+        log.info("stopped before serving")
     finally:
         await pool.close()
     log.info("stopped")
 
 
+T = TypeVar("T")
+TEMPORAL_ATTEMPT_TIMEOUT = 15.0  # seconds for one connect-and-describe; a dropped packet is no answer
+POOL_OPEN_TIMEOUT = 10.0
+
+
+class Startup:
+    """The steps before serving, each waited for with capped backoff under one deadline,
+    ``BILLING_STARTUP_TIMEOUT`` from now."""
+
+    def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
+        self.settings, self.stop = settings, stop
+        self.deadline = Deadline.after(settings.startup_timeout, time.monotonic())
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations as the owner. A connection lost midway rolls the whole
+        transaction back, and the next attempt starts over."""
+        url = self.settings.require_migration_url()
+        applied = await self._postgres(url, lambda: migrate(url))
+        log.info("migrations applied: %s", ", ".join(applied) or "none pending")
+        return applied
+
+    async def database(self) -> AsyncConnectionPool:
+        """Migrate if given the owner's URL, check the database as the worker, open the pool."""
+        url, role = self.settings.require_database_url(), self.settings.database_role
+        if self.settings.migration_url:
+            await self.migrate()
+        await self._postgres(url, lambda: check_worker_database(url, role=role))
+        return await self._postgres(url, lambda: _opened_pool(url, role))
+
+    async def temporal(self) -> Client:
+        settings = self.settings
+
+        async def reach() -> Client:
+            async with asyncio.timeout(TEMPORAL_ATTEMPT_TIMEOUT):
+                client = await connect_temporal(settings)
+                # A dev server accepts connections a moment before it knows its namespace.
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=settings.temporal_namespace))
+                return client
+
+        return await wait_for("Temporal", f"{settings.temporal_address} (namespace "
+                              f"{settings.temporal_namespace})", reach, reason=temporal_reason,
+                              deadline=self.deadline, stop=self.stop)
+
+    async def _postgres(self, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await wait_for("Postgres", postgres_where(url), attempt, reason=postgres_reason,
+                              deadline=self.deadline, stop=self.stop)
+
+
+async def _opened_pool(url: str, role: str | None) -> AsyncConnectionPool:
+    pool = open_pool(url, role=role)
+    try:
+        await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
+    except BaseException:
+        await pool.close()
+        raise
+    return pool
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, at any point from here on."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def migrate_only(settings: Settings) -> None:
+    """``--migrate``: wait for Postgres, apply pending migrations as the owner, and return."""
+    try:
+        await Startup(settings, _stop_on_signals()).migrate()
+    except Stopped:
+        log.info("stopped before migrating")
+
+
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(
+    arguments = argparse.ArgumentParser(
         description="Run the billing worker (account workflows and event-store activities).",
-        epilog="Settings come from DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, "
-               "BILLING_TASK_QUEUE, BILLING_DB_ROLE and BILLING_WORKFLOW_SANDBOX (see config.py).",
-    ).parse_args(argv)
+        epilog="Settings come from DATABASE_URL, BILLING_MIGRATION_URL, TEMPORAL_ADDRESS, "
+               "TEMPORAL_NAMESPACE, BILLING_TASK_QUEUE, BILLING_STARTUP_TIMEOUT, BILLING_DB_ROLE and "
+               "BILLING_WORKFLOW_SANDBOX (see config.py). Exit codes: 0 stopped, 1 a service still "
+               "unavailable after BILLING_STARTUP_TIMEOUT (or a failure), 2 configuration.",
+    )
+    arguments.add_argument("--migrate", action="store_true",
+                           help="apply pending migrations with BILLING_MIGRATION_URL, then exit")
+    args = arguments.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(serve(Settings.from_env()))
+        settings = Settings.from_env()
+        asyncio.run(migrate_only(settings) if args.migrate else serve(settings))
         return 0
+    except (ConfigError, DatabaseNotReady) as error:
+        log.error("worker cannot start: %s", error)
+        return 2
+    except Unavailable as error:  # supervisors (compose, systemd, starter up) start it again
+        log.error("worker gave up waiting: %s", error)
+        return 1
     except Exception as error:  # a last word for the operator, then exit non-zero
-        log.error("worker failed: %s", error, exc_info=not isinstance(error, ConfigError))
+        log.error("worker failed: %s", error, exc_info=True)
         return 1
 
 

@@ -78,12 +78,13 @@ async def running_stack(keep: bool = False) -> AsyncIterator[Stack]:
         await asyncio.to_thread(temporal.wait_for_temporal, dev_server.address, "default", 60, dev_server)
         settings = Settings(database_url=database.url, temporal_address=dev_server.address,
                             task_queue="billing-bench")
-        env = dict(os.environ, DATABASE_URL=database.url, TEMPORAL_ADDRESS=dev_server.address,
-                   BILLING_TASK_QUEUE=settings.task_queue)
+        env = dict(os.environ, DATABASE_URL=database.url, BILLING_MIGRATION_URL=database.owner_url,
+                   TEMPORAL_ADDRESS=dev_server.address, BILLING_TASK_QUEUE=settings.task_queue)
         worker = processes.start_worker(env, echo=False)
         await asyncio.to_thread(worker.wait_ready, 60)
-        server_url = database.url.replace("/billing?", "/postgres?")
-        yield Stack(database.url, server_url, await connect_temporal(settings), settings, worker,
+        # The benchmark reads, and sets up its baseline databases, as the server's superuser.
+        server_url = database.admin_url.replace("/billing?", "/postgres?")
+        yield Stack(database.admin_url, server_url, await connect_temporal(settings), settings, worker,
                     dev_server)
     finally:
         for stop in (worker and worker.stop, dev_server and dev_server.stop, database.stop):

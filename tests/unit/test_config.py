@@ -21,3 +21,28 @@ def test_a_flag_that_is_neither_on_nor_off_is_a_config_error(monkeypatch):
     monkeypatch.setenv("BILLING_WORKFLOW_SANDBOX", "maybe")
     with pytest.raises(ConfigError, match="BILLING_WORKFLOW_SANDBOX must be 1 or 0"):
         Settings.from_env()
+
+
+def test_the_startup_wait_is_five_minutes_unless_set(monkeypatch):
+    monkeypatch.delenv("BILLING_STARTUP_TIMEOUT", raising=False)
+    assert Settings.from_env().startup_timeout == 300
+    monkeypatch.setenv("BILLING_STARTUP_TIMEOUT", "2.5")
+    assert Settings.from_env().startup_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf"])
+def test_a_startup_wait_that_is_not_seconds_is_a_config_error(monkeypatch, value):
+    monkeypatch.setenv("BILLING_STARTUP_TIMEOUT", value)
+    with pytest.raises(ConfigError, match="BILLING_STARTUP_TIMEOUT must be a number of seconds"):
+        Settings.from_env()
+
+
+def test_the_worker_logs_in_as_itself_and_migrates_only_with_the_owners_url(monkeypatch):
+    for name in ("BILLING_DB_ROLE", "BILLING_MIGRATION_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.from_env()
+    assert settings.database_role is None and settings.migration_url is None
+    with pytest.raises(ConfigError, match="BILLING_MIGRATION_URL is not set"):
+        settings.require_migration_url()
+    monkeypatch.setenv("BILLING_MIGRATION_URL", "postgresql://billing_owner@db/billing")
+    assert Settings.from_env().require_migration_url() == "postgresql://billing_owner@db/billing"
