@@ -35,8 +35,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
 from activities.event_store import EventStore
 from config import ConfigError, Settings, connect_temporal
-from retrying.backoff import Deadline
-from retrying.dependencies import (
+from outages.backoff import Deadline
+from outages.dependencies import (
     Stopped,
     Unavailable,
     postgres_reason,

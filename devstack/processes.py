@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import ROOT, StartupError
-from retrying.backoff import Backoff
+from outages.backoff import Backoff
 
 WORKER_READY = "worker polling task queue"
 RESTART_BACKOFF = Backoff(initial=1.0, cap=30.0)

@@ -29,7 +29,7 @@ from temporalio.client import Client
 from devstack.processes import RestartPolicy, SupervisedWorker, start_worker
 from devstack.temporal import port_is_free
 from devstack.up import READY_LINE
-from retrying.backoff import Backoff
+from outages.backoff import Backoff
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 120.0

@@ -14,8 +14,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import ConfigError
 from devstack.processes import RestartPolicy
-from retrying.backoff import Backoff, Deadline
-from retrying.dependencies import (
+from outages.backoff import Backoff, Deadline
+from outages.dependencies import (
     Stopped,
     Unavailable,
     postgres_reason,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Backoff:
     """Delays ``initial``, ``initial * factor``, … up to ``cap`` seconds: 0.5, 1, 2, 4, 8, 10,
-    10, … by default. No jitter: a handful of processes retrying in step costs nothing."""
+    10, … by default. No jitter: a handful of processes outages in step costs nothing."""
 
     initial: float = 0.5
     factor: float = 2.0

@@ -21,7 +21,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from temporalio.service import RPCError
 
-from retrying.backoff import Backoff, Deadline
+from outages.backoff import Backoff, Deadline
 
 T = TypeVar("T")
 Reason = Callable[[BaseException], "str | None"]
