@@ -16,6 +16,11 @@
 |                      |                  | Postgres and Temporal before it gives up  |
 | BILLING_WORKFLOW_SANDBOX | 0            | 1: run workflows in the SDK's sandbox      |
 |                      |                  | (slower; for chasing a determinism bug)    |
+| BILLING_SNAPSHOT_EVERY | 100            | a snapshot of an account every K events    |
+|                      |                  | (0: none)                                  |
+| BILLING_PROJECTIONS  | 1                | 0: the worker does not run the projections |
+
+Each can also come from a ``.env`` file in the working directory; the environment wins.
 
 TLS: for Postgres, put libpq's settings in DATABASE_URL (``?sslmode=verify-full&sslrootcert=...``)
 or use libpq's own PGSSL* variables. For Temporal, the SDK's standard variables apply:
@@ -26,9 +31,10 @@ TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE for a TOML profile).
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from typing import Any
 
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
@@ -38,29 +44,42 @@ class ConfigError(RuntimeError):
     """A required setting is missing or malformed."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str | None
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    task_queue: str = "billing"
-    database_role: str | None = None
-    workflow_sandbox: bool = False
-    migration_url: str | None = None
-    startup_timeout: float = 300.0
+def _env(name: str, default: Any, **constraints: Any) -> Any:
+    return Field(default, validation_alias=name, **constraints)
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, read from the environment (and ``.env``); one model for the
+    worker, the CLI and the local stack. ``Settings(field=...)`` sets fields directly."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True,
+                                      populate_by_name=True, env_ignore_empty=True)
+
+    database_url: str | None = _env("DATABASE_URL", None)
+    temporal_address: str = _env("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    temporal_namespace: str = _env("TEMPORAL_NAMESPACE", "default")
+    task_queue: str = _env("BILLING_TASK_QUEUE", "billing")
+    database_role: str | None = _env("BILLING_DB_ROLE", None)
+    workflow_sandbox: bool = _env("BILLING_WORKFLOW_SANDBOX", False)
+    migration_url: str | None = _env("BILLING_MIGRATION_URL", None)
+    startup_timeout: float = _env("BILLING_STARTUP_TIMEOUT", 300.0, ge=0, allow_inf_nan=False)
+    snapshot_every: int = _env("BILLING_SNAPSHOT_EVERY", 100, ge=0)
+    projections: bool = _env("BILLING_PROJECTIONS", True)
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            database_url=os.environ.get("DATABASE_URL") or None,
-            temporal_address=os.environ.get("TEMPORAL_ADDRESS") or cls.temporal_address,
-            temporal_namespace=os.environ.get("TEMPORAL_NAMESPACE") or cls.temporal_namespace,
-            task_queue=os.environ.get("BILLING_TASK_QUEUE") or cls.task_queue,
-            database_role=os.environ.get("BILLING_DB_ROLE", cls.database_role) or None,
-            workflow_sandbox=_flag("BILLING_WORKFLOW_SANDBOX"),
-            migration_url=os.environ.get("BILLING_MIGRATION_URL") or None,
-            startup_timeout=_seconds("BILLING_STARTUP_TIMEOUT", cls.startup_timeout),
-        )
+        """The settings from the environment; ``ConfigError`` names every malformed one."""
+        try:
+            return cls()
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in error.errors(include_url=False))
+            raise ConfigError(f"invalid settings: {problems}") from None
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """A setting's default value."""
+        return cls.model_fields[name].default
 
     def require_database_url(self) -> str:
         if not self.database_url:
@@ -82,25 +101,3 @@ async def connect_temporal(settings: Settings) -> Client:
     options["target_host"] = settings.temporal_address
     options["namespace"] = settings.temporal_namespace
     return await Client.connect(**options, data_converter=pydantic_data_converter)
-
-
-def _flag(name: str) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
-
-
-def _seconds(name: str, default: float) -> float:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise ConfigError(f"{name} must be a number of seconds (0 or more), got {value!r}")
-    return seconds

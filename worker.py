@@ -34,6 +34,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
 from activities.event_store import EventStore
+from activities.snapshots import DEFAULT_EVERY as DEFAULT_SNAPSHOT_EVERY
 from config import ConfigError, Settings, connect_temporal
 from outages.backoff import Deadline
 from outages.dependencies import (
@@ -56,7 +57,7 @@ listed beside it take precedence (docs/decisions.md, "Raw payloads")."""
 
 def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
                  sandboxed: bool = True, workflows: Sequence[type] = WORKFLOWS,
-                 **options: Any) -> Worker:
+                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY, **options: Any) -> Worker:
     """The worker for ``task_queue``, with every workflow and activity of the service.
 
     ``sandboxed`` runs the workflows in the SDK's sandbox, which refuses non-deterministic
@@ -67,7 +68,7 @@ def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
         task_queue=task_queue,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         workflows=list(workflows),
-        activities=EventStore(pool).activities,
+        activities=EventStore(pool, snapshot_every=snapshot_every).activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
         disable_payload_error_limit=True,  # docs/decisions.md, "Oversized updates"
         **options,
@@ -87,7 +88,8 @@ async def serve(settings: Settings) -> None:
     try:
         client = await startup.temporal()
         async with build_worker(client, pool, settings.task_queue,
-                                sandboxed=settings.workflow_sandbox):
+                                sandboxed=settings.workflow_sandbox,
+                                snapshot_every=settings.snapshot_every):
             log.info("worker polling task queue %r on %s (namespace %s)%s", settings.task_queue,
                      settings.temporal_address, settings.temporal_namespace,
                      ", workflows sandboxed" if settings.workflow_sandbox else "")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import reduce
 from typing import Any
 
 from psycopg import AsyncConnection, errors
@@ -22,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import snapshots
 from activities.contracts import (
     VERSION_CONFLICT,
     AppendEvents,
@@ -29,9 +29,9 @@ from activities.contracts import (
     LoadAccount,
     RecordedCommand,
 )
-from activities.rows import event_payload, in_order
-from domain.account import evolve
+from activities.rows import event_payload
 from domain.state import AccountState
+from domain.upcasting import SCHEMA_VERSIONS
 
 # One statement appends a batch. It creates the projection row, or moves it on from exactly
 # ``expected_version`` (the upsert's WHERE is the version guard), and inserts the events only if
@@ -49,39 +49,44 @@ WITH account AS (
      WHERE accounts.version = %(expected_version)s
     RETURNING account_id)
 INSERT INTO account_events (event_id, account_id, version, event_type, payload, command_id,
-                            command_fingerprint)
+                            command_fingerprint, schema_version)
 SELECT e.event_id, account.account_id, e.version, e.event_type, e.payload, e.command_id,
-       e.command_fingerprint
+       e.command_fingerprint, e.schema_version
   FROM account, unnest(%(event_ids)s::uuid[], %(versions)s::bigint[], %(types)s::text[],
-                       %(payloads)s::jsonb[], %(command_ids)s::text[], %(fingerprints)s::text[])
-       AS e(event_id, version, event_type, payload, command_id, command_fingerprint)
+                       %(payloads)s::jsonb[], %(command_ids)s::text[], %(fingerprints)s::text[],
+                       %(schema_versions)s::smallint[])
+       AS e(event_id, version, event_type, payload, command_id, command_fingerprint, schema_version)
 """
 
 
 class EventStore:
     """The event-store activities, bound to one connection pool."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], *,
+                 snapshot_every: int = snapshots.DEFAULT_EVERY) -> None:
         self._pool = pool
+        self._snapshot_every = snapshot_every
 
     @activity.defn(name="load_account")
     async def load_account(self, request: LoadAccount) -> AccountState:
-        """Rebuild an account's state by folding its whole event log (empty state if none)."""
+        """The account's state: its latest snapshot and the events after it (an empty state
+        when the log has none)."""
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT version, event_type, payload, command_id, command_fingerprint"
-                " FROM account_events WHERE account_id = %s ORDER BY version",
-                (request.account_id,),
-            )
-            rows = await cursor.fetchall()
-        return reduce(evolve, in_order(request.account_id, rows), AccountState(request.account_id))
+            return (await snapshots.load(conn, request.account_id)).state
 
     @activity.defn(name="append_events")
     async def append_events(self, request: AppendEvents) -> AppendResult:
-        """Append a batch of events and update the account row, in one transaction."""
+        """Append a batch of events, update the account row, and store a snapshot when the
+        batch crosses a multiple of K events: one transaction."""
         async with self._pool.connection() as conn:
             try:
-                written = (await conn.execute(_APPEND, _append_params(request))).rowcount
+                async with conn.transaction():
+                    written = (await conn.execute(_APPEND, _append_params(request))).rowcount
+                    if written == len(request.events) and snapshots.crosses(
+                            request.expected_version, request.last_version, self._snapshot_every):
+                        await snapshots.write_after_append(
+                            conn, request.account_id, request.expected_version,
+                            [new.event for new in request.events])
             except errors.UniqueViolation as error:
                 if error.diag.constraint_name == "one_event_per_command":
                     found = await _recorded_commands(conn, request)
@@ -121,6 +126,7 @@ def _append_params(request: AppendEvents) -> dict[str, Any]:
         "payloads": [event_payload(new.event) for new in request.events],
         "command_ids": [new.event.command_id for new in request.events],
         "fingerprints": [new.event.command_fingerprint for new in request.events],
+        "schema_versions": [SCHEMA_VERSIONS[new.event.type] for new in request.events],
     }
 
 

@@ -7,13 +7,15 @@ command id, command fingerprint).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
 from temporalio.exceptions import ApplicationError
 
 from domain.events import EVENTS, Event
+from domain.upcasting import upcast
 
 CORRUPT_LOG = "CorruptEventLog"
 
@@ -34,24 +36,41 @@ def event_id(account_id: str, version: int, event: Event) -> UUID:
 
 
 def event_payload(event: Event) -> str:
-    """The JSON stored in ``account_events.payload``: the event without its type and command id,
-    which have columns of their own."""
+    """The JSON stored in ``account_events.payload``: the event without the fields that have
+    columns of their own."""
     return EVENTS.dump_json(event, exclude=_OWN_COLUMNS).decode()
 
 
 _OWN_COLUMNS = {"type", "command_id", "command_fingerprint"}
 
-
-def event_from_row(event_type: str, payload: dict[str, Any], command_id: str | None,
-                   command_fingerprint: str | None = None) -> Event:
-    return EVENTS.validate_python({**payload, "type": event_type, "command_id": command_id,
-                                   "command_fingerprint": command_fingerprint})
+STORED_EVENT = "version, event_type, payload, command_id, command_fingerprint, schema_version, recorded_at"
+"""The columns of ``StoredEvent``, in order, for a SELECT."""
 
 
-def in_order(account_id: str, rows: list[tuple[Any, ...]]) -> Iterator[Event]:
-    """The events of ``rows``, refusing a log whose versions are not exactly 1, 2, 3, …"""
-    for expected, (version, event_type, payload, command_id, fingerprint) in enumerate(rows, start=1):
-        if version != expected:
-            raise ApplicationError(f"account {account_id}: version {version} follows {expected - 1}",
-                                   type=CORRUPT_LOG)
-        yield event_from_row(event_type, payload, command_id, fingerprint)
+class StoredEvent(NamedTuple):
+    """One row of ``account_events``, as selected by ``STORED_EVENT``."""
+
+    version: int
+    event_type: str
+    payload: dict[str, Any]
+    command_id: str | None
+    command_fingerprint: str | None
+    schema_version: int
+    recorded_at: datetime
+
+    def event(self) -> Event:
+        """The event in today's shape (older schema versions upcast); raises
+        ``pydantic.ValidationError`` or ``UnknownSchemaVersion`` if it cannot be read."""
+        payload = upcast(self.event_type, self.schema_version, self.payload, self.recorded_at)
+        return EVENTS.validate_python({**payload, "type": self.event_type,
+                                       "command_id": self.command_id,
+                                       "command_fingerprint": self.command_fingerprint})
+
+
+def in_order(account_id: str, rows: Iterable[StoredEvent], after: int = 0) -> Iterator[Event]:
+    """The events of ``rows``, refusing a log whose versions are not exactly after + 1, + 2, …"""
+    for expected, row in enumerate(rows, start=after + 1):
+        if row.version != expected:
+            raise ApplicationError(f"account {account_id}: version {row.version} follows "
+                                   f"{expected - 1}", type=CORRUPT_LOG)
+        yield row.event()

@@ -136,9 +136,9 @@ def announce(stack: Stack, settings: Settings) -> None:
     """Print where everything runs and how to use it from another shell."""
     python = _display_path(Path(sys.executable))
     exports = {"DATABASE_URL": stack.database_url, "TEMPORAL_ADDRESS": stack.temporal_address}
-    if settings.temporal_namespace != Settings.temporal_namespace:
+    if settings.temporal_namespace != Settings.default("temporal_namespace"):
         exports["TEMPORAL_NAMESPACE"] = settings.temporal_namespace
-    if settings.task_queue != Settings.task_queue:
+    if settings.task_queue != Settings.default("task_queue"):
         exports["BILLING_TASK_QUEUE"] = settings.task_queue
     lines = [
         "",

@@ -49,7 +49,8 @@ def decide(state: AccountState, command: Command) -> list[Event]:
         if state.exists:
             return []
         return [AccountCreated(account_id=command.account_id, currency=command.currency,
-                               overdraft_limit=command.overdraft_limit)]
+                               overdraft_limit=command.overdraft_limit,
+                               billing_period=command.billing_period, opened_at=command.opened_at)]
     if command.command_id in state.recent_commands:
         return []
     if not state.exists:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -68,6 +69,9 @@ class OpenAccount(_Command):
     account_id: AccountId
     currency: Currency
     overdraft_limit: Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)] = 0
+    billing_period: str = "monthly"
+    opened_at: datetime | None = None
+    """When the account opens; the workflow sets it from its own clock (``workflow.now()``)."""
 
 
 class AddFunds(_Command):

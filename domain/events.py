@@ -13,6 +13,7 @@ where they cross a boundary (``EVENTS``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
@@ -20,12 +21,16 @@ from pydantic import Field, TypeAdapter
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccountCreated:
+    """Schema version 2 added ``billing_period`` and ``opened_at`` (``domain.upcasting``)."""
+
     type: Literal["ACCOUNT_CREATED"] = "ACCOUNT_CREATED"
     command_id: str | None = None
     command_fingerprint: str | None = field(default=None, compare=False)
     account_id: str
     currency: str
     overdraft_limit: int = 0
+    billing_period: str = "monthly"
+    opened_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,11 @@ from pydantic_core import core_schema
 
 from domain.memory import CommandMemory, PriorOutcome, Recorded
 
+STATE_SCHEMA_VERSION = 1
+"""The shape of ``AccountState`` as stored in snapshots. Raise it with any change to the fields
+or their meaning: snapshots of another version are then ignored and rebuilt
+(``python -m starter snapshots rebuild``)."""
+
 
 class AccountStatus(StrEnum):
     OPEN = "open"

@@ -163,7 +163,7 @@ class AccountWorkflow:
         self._account = await self._load()
         created = not self._account.exists
         if created:
-            await self._persist([self._input.open_command()])
+            await self._persist([self._input.open_command(workflow.now())])
         self._opened = OpenOutcome(created=created, account=AccountView.of(self._account))
 
     async def _apply_pending(self) -> None:

@@ -6,6 +6,7 @@ describe) in any other language. Decoding what arrives is ``workflows.decoding``
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,10 +59,11 @@ class AccountWorkflowInput(BaseModel):
     of a server round trip before and after the store call, and a small marker in the history
     instead of the whole batch. Measured in bench/ (BENCHMARKS.md)."""
 
-    def open_command(self) -> OpenAccount:
+    def open_command(self, opened_at: datetime | None = None) -> OpenAccount:
+        """The command that opens this account, at ``opened_at`` (the workflow's clock)."""
         return OpenAccount.model_validate(
             {"account_id": self.account_id, "currency": self.currency,
-             "overdraft_limit": self.overdraft_limit}
+             "overdraft_limit": self.overdraft_limit, "opened_at": opened_at}
         )
 
     def continued(self, state: AccountState) -> AccountWorkflowInput:

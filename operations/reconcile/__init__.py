@@ -33,6 +33,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
+from activities.rows import StoredEvent
 from client import AccountClient
 from domain.state import AccountState, AccountStatus
 from operations.reconcile.fold import LogFold
@@ -136,13 +137,13 @@ async def _folds(conn: AsyncConnection[Any], ids: list[str] | None, unfoldable: 
             fetch = asyncio.ensure_future(cursor.fetchmany(FETCH_SIZE))
             await asyncio.sleep(0)  # let it send the FETCH
             report.events_checked += len(rows)
-            for account_id, version, event_type, payload, command_id in rows:
+            for account_id, *columns in rows:
                 if fold is None or account_id != fold.account_id:
                     if fold is not None:
                         yield fold
                     fold = LogFold(account_id)
                     fold.broken = account_id in unfoldable  # reported already: skip it
-                fold.add(version, event_type, payload, command_id)
+                fold.add(StoredEvent(*columns))
     finally:
         fetch.cancel()  # only still pending if folding failed, or the caller stopped
     await cursor.close()

@@ -8,10 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activities.rows import event_from_row
+from activities.rows import StoredEvent
 from domain.account import evolve
 from domain.events import AccountCreated, CommandRejected, Event
 from domain.state import AccountState, AccountStatus
+from domain.upcasting import UnknownSchemaVersion
 from operations.reconcile.report import Finding
 
 
@@ -31,17 +32,18 @@ class LogFold:
         self.findings: list[Finding] = []
         self._overdrawn = False
 
-    def add(self, version: int, event_type: str, payload: dict, command_id: str | None) -> None:
+    def add(self, row: StoredEvent) -> None:
         if self.broken:
             return
-        state = self.state
+        state, version, event_type = self.state, row.version, row.event_type
         if version != state.version + 1:
             return self._break("versions", state.version + 1, version, "gap or repeat in the log")
         try:
-            event = event_from_row(event_type, payload, command_id)
-        except ValidationError as error:
+            event = row.event()
+        except (ValidationError, UnknownSchemaVersion) as error:
+            why = f"{error.error_count()} error(s)" if isinstance(error, ValidationError) else error
             return self._break("event", "a valid event", event_type,
-                               f"version {version} does not parse: {error.error_count()} error(s)")
+                               f"version {version} does not parse: {why}")
         problem = _out_of_order(state, event, self.account_id)
         if problem:
             return self._break("event", problem[0], event_type, f"version {version}: {problem[1]}")

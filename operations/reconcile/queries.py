@@ -11,11 +11,12 @@ from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
+from activities.rows import STORED_EVENT, StoredEvent
 from domain.state import AccountState
 from operations.reconcile.fold import LogFold
 from operations.reconcile.report import Finding
 
-EVENT_COLUMNS = "account_id, version, event_type, payload, command_id"
+EVENT_COLUMNS = f"account_id, {STORED_EVENT}"
 
 
 # --- projections: read models derived from the log --------------------------------------------
@@ -133,7 +134,7 @@ async def fold_accounts(conn: AsyncConnection, ids: list[str]) -> dict[str, Acco
         cursor = await conn.execute(f"SELECT {EVENT_COLUMNS} FROM account_events"
                                     " WHERE account_id = ANY(%s) ORDER BY account_id, version", (ids,))
         async for account_id, *row in cursor:
-            folds.setdefault(account_id, LogFold(account_id)).add(*row)
+            folds.setdefault(account_id, LogFold(account_id)).add(StoredEvent(*row))
     return {account_id: fold.state for account_id, fold in folds.items() if not fold.broken}
 
 

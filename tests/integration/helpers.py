@@ -21,6 +21,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 
 from activities.contracts import AppendEvents
+from activities.rows import STORED_EVENT, StoredEvent
 from domain.account import evolve
 from domain.events import AccountCreated, Event
 from domain.state import AccountState
@@ -72,6 +73,14 @@ async def fetch_events(pool: AsyncConnectionPool, account_id: str) -> list[Event
             (account_id,),
         )
         return [EventRow(*row) for row in await cursor.fetchall()]
+
+
+async def fetch_stored(pool: AsyncConnectionPool, account_id: str) -> list[StoredEvent]:
+    """The account's log as ``StoredEvent`` rows, in version order."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(f"SELECT {STORED_EVENT} FROM account_events"
+                                    " WHERE account_id = %s ORDER BY version", (account_id,))
+        return [StoredEvent(*row) for row in await cursor.fetchall()]
 
 
 async def count_events(pool: AsyncConnectionPool, account_id: str | None = None) -> int:

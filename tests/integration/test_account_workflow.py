@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.integration.helpers import (
     count_events,
     fetch_account_row,
     fetch_events,
+    fetch_stored,
     history_events,
     new_account_id,
     scheduled_activities,
@@ -73,9 +75,12 @@ async def test_start_opens_the_account_and_the_state_query_describes_it(client, 
                            status=AccountStatus.OPEN, overdraft_limit=500, pending_commands=0)
     assert opened == OpenOutcome(created=True, account=expected)
     assert await handle.query("state", result_type=AccountView) == expected
-    [row] = await fetch_events(pool, account)
-    assert (row.version, row.event_type, row.payload) == (
-        1, "ACCOUNT_CREATED", {"account_id": account, "currency": "JPY", "overdraft_limit": 500})
+    [row] = await fetch_stored(pool, account)
+    assert (row.version, row.event_type, row.schema_version) == (1, "ACCOUNT_CREATED", 2)
+    opened_at = datetime.fromisoformat(row.payload.pop("opened_at"))  # the workflow's clock
+    assert row.payload == {"account_id": account, "currency": "JPY", "overdraft_limit": 500,
+                           "billing_period": "monthly"}
+    assert abs(opened_at - row.recorded_at) < timedelta(minutes=1)
     account_row = await fetch_account_row(pool, account)
     assert (account_row["currency"], account_row["version"], account_row["overdraft_limit"]) == (
         "JPY", 1, 500)

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import VERSION_CONFLICT, AppendResult, LoadAccount, RecordedCommand
 from activities.event_store import EventStore
-from activities.rows import CORRUPT_LOG, event_from_row
+from activities.rows import CORRUPT_LOG
 from domain.events import AccountClosed, ChargeApplied, ChargeDeclined, CommandRejected, FundsAdded
 from domain.memory import CommandMemory, PriorOutcome, Recorded
 from domain.state import AccountState, AccountStatus
@@ -25,6 +25,7 @@ from tests.integration.helpers import (
     created,
     fetch_account_row,
     fetch_events,
+    fetch_stored,
     fold,
 )
 
@@ -69,7 +70,8 @@ async def test_append_to_a_new_account_creates_the_row_and_numbered_events(store
     assert [(r.version, r.event_type, r.command_id) for r in rows] == [
         (1, "ACCOUNT_CREATED", None), (2, "FUND_ADDED", "c1"), (3, "CHARGE_APPLIED", "c2")]
     assert [r.payload for r in rows] == [
-        {"account_id": ACCOUNT, "currency": "USD", "overdraft_limit": 25},
+        {"account_id": ACCOUNT, "currency": "USD", "overdraft_limit": 25, "billing_period": "monthly",
+         "opened_at": None},
         {"amount": 100, "description": ""},
         {"amount": 30, "description": "coffee"},
     ]
@@ -242,8 +244,8 @@ async def test_load_folds_every_event_type_back_into_the_same_state(store, pool)
     assert (loaded.balance, loaded.version, loaded.status, loaded.overdraft_limit) == (
         70, 7, AccountStatus.CLOSED, 9)
     assert loaded.recent_commands == {"f1": 2, "c1": 3, "c2": 4, "c3": 6, "x": 7}
-    rows = await fetch_events(pool, ACCOUNT)
-    assert [event_from_row(r.event_type, r.payload, r.command_id) for r in rows[1:]] == log
+    rows = await fetch_stored(pool, ACCOUNT)
+    assert [row.event() for row in rows[1:]] == log
 
 
 async def test_load_of_an_unknown_account_is_the_empty_state(store):

@@ -63,7 +63,8 @@ async def test_the_worker_role_cannot_change_the_log_nor_become_the_owner(accoun
             "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'account_events'::regclass"
             " AND NOT tgisinternal ORDER BY tgname")).fetchall()
     assert count == 2
-    assert triggers == [("account_events_append_only", "O"), ("account_events_no_truncate", "O")]
+    assert triggers == [("account_events_append_only", "O"), ("account_events_no_truncate", "O"),
+                        ("account_events_notify", "O")]
 
 
 async def test_set_role_alone_was_no_barrier(accounts_with_events, owner_db_url):

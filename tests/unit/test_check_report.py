@@ -4,9 +4,14 @@ output and its arguments."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+from activities.rows import StoredEvent
+from domain.upcasting import SCHEMA_VERSIONS
 from operations.reconcile import Finding, LogFold, Report
 from starter import cli, output
+
+RECORDED_AT = datetime(2026, 11, 30, tzinfo=UTC)
 
 
 def created(account_id: str = "a", overdraft_limit: int = 0) -> tuple:
@@ -14,10 +19,15 @@ def created(account_id: str = "a", overdraft_limit: int = 0) -> tuple:
                                 "overdraft_limit": overdraft_limit}, None)
 
 
+def stored(version: int, event_type: str, payload: dict, command_id: str | None) -> StoredEvent:
+    return StoredEvent(version, event_type, payload, command_id, None, SCHEMA_VERSIONS[event_type],
+                       RECORDED_AT)
+
+
 def fold(*rows: tuple, account_id: str = "a") -> LogFold:
     log = LogFold(account_id)
     for version, row in enumerate(rows, start=1):
-        log.add(version, *row)
+        log.add(stored(version, *row))
     return log
 
 
@@ -43,9 +53,9 @@ def test_the_running_balance_is_checked_after_every_event_and_reported_once():
 
 def test_a_gap_stops_the_fold():
     log = LogFold("a")
-    log.add(1, *created())
-    log.add(3, "FUND_ADDED", {"amount": 1}, "f")
-    log.add(4, "FUND_ADDED", {"amount": 1}, "g")
+    log.add(stored(1, *created()))
+    log.add(stored(3, "FUND_ADDED", {"amount": 1}, "f"))
+    log.add(stored(4, "FUND_ADDED", {"amount": 1}, "g"))
     assert log.broken and fields(log) == ["versions"]
     assert (log.findings[0].expected, log.findings[0].actual) == (2, 3)
 
