@@ -82,17 +82,17 @@ async def run_service(command: list[str], temporal_env: WorkflowEnvironment, tas
     # Asynchronously: the worker that answers it runs in this test's event loop.
     process = await asyncio.create_subprocess_exec(
         *command, str(VECTORS), env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
     except TimeoutError:
         process.kill()
         await process.wait()
         raise AssertionError(f"{command[-1]} did not finish in {RUN_TIMEOUT:g}s") from None
-    text = output.decode(errors="replace")
+    text = f"{stdout.decode(errors='replace')}\n--- stderr:\n{stderr.decode(errors='replace')}"
     assert process.returncode == 0, f"{command[-1]} exited {process.returncode}:\n{text}"
     steps = sum(len(json.loads(path.read_text())["steps"]) for path in vector_files())
-    assert [line[:3] for line in text.splitlines()] == ["ok "] * steps, text
+    assert [line[:3] for line in stdout.decode().splitlines()] == ["ok "] * steps, text
 
 
 async def test_go_service_passes_the_vectors(go_service: list[str], temporal_env: WorkflowEnvironment,
