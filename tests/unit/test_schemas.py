@@ -1,0 +1,68 @@
+"""The committed JSON Schemas (``schemas/``) against the models, and the vectors against them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.schemas import INDEX, main, write_schemas
+from tests.vectors import argument_schema, load, validator, vector_files
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "schemas"
+FIX = "python -m client.schemas --out schemas/"
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {path.relative_to(folder).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_committed_schemas_match_the_models(tmp_path: Path) -> None:
+    write_schemas(tmp_path)
+    fresh, committed = tree(tmp_path), tree(COMMITTED)
+    differing = sorted(path for path in fresh.keys() | committed.keys()
+                       if fresh.get(path) != committed.get(path))
+    assert differing == [], f"schemas/ has drifted from the models in {differing}; run `{FIX}`"
+
+
+def test_output_is_stable_and_stale_files_go(tmp_path: Path) -> None:
+    write_schemas(tmp_path)
+    first = tree(tmp_path)
+    index = json.loads((tmp_path / INDEX).read_text())
+    index["signals"]["refund"] = "refund.json"  # as if an earlier version had that signal
+    (tmp_path / INDEX).write_text(json.dumps(index))
+    (tmp_path / "refund.json").write_text("{}")
+    (tmp_path / "notes.json").write_text("{}")  # not the generator's: left alone
+    write_schemas(tmp_path)
+    assert tree(tmp_path) == {**first, "notes.json": "{}"}
+
+
+def test_check_reports_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--out", str(tmp_path)]) == 0
+    assert main(["--out", str(tmp_path), "--check"]) == 0
+    (tmp_path / "charge.json").write_text("{}\n")
+    (tmp_path / "events" / "FUND_ADDED.json").unlink()
+    assert main(["--out", str(tmp_path), "--check"]) == 1
+    assert capsys.readouterr().out.splitlines()[-2:] == ["missing: events/FUND_ADDED.json",
+                                                         "differs: charge.json"]
+
+
+def payload_steps() -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{path.stem}-{number}", step)
+            for path in vector_files()
+            for number, step in enumerate(load(path, "acme")["steps"], start=1) if "payload" in step]
+
+
+@pytest.mark.parametrize(("name", "step"), payload_steps(), ids=[name for name, _ in payload_steps()])
+def test_vector_payloads_fit_the_schemas_unless_meant_not_to(name: str, step: dict[str, Any]) -> None:
+    """A payload breaks its schema exactly when the vector says it is malformed: an update
+    refused with ``InvalidCommand``, or a step marked ``malformed``."""
+    refused = step.get("expect", {}).get("error", {}).get("type") == "InvalidCommand"
+    meant_bad = refused or step.get("malformed", False)
+    schema = argument_schema(step)
+    fits = schema is not None and validator(schema).is_valid(step["payload"])
+    assert fits != meant_bad, f"{name}: {step['about']}: schema {schema} says fits={fits}"
