@@ -83,6 +83,7 @@ class Tail:
         self.topics, self.from_beginning, self.err = topics, from_beginning, err
         self.count = 0
         self.last_error: KafkaError | None = None
+        self.errors_said: set[int] = set()
         self.report_errors = False  # from the first poll on; before, the start check reports
         quiet = logging.getLogger("relay.tail.librdkafka")
         quiet.addHandler(logging.NullHandler())
@@ -116,6 +117,7 @@ class Tail:
                     continue
                 print(json.dumps(message_record(message), ensure_ascii=False), file=out, flush=True)
                 self.count += 1
+                self.errors_said.clear()
         except KeyboardInterrupt:
             pass
         finally:
@@ -155,10 +157,10 @@ class Tail:
 
     def _on_error(self, error: KafkaError) -> None:
         # The client retries a lost broker for ever, calling back on every attempt: say each
-        # different error once, and none after the tail stopped reading.
-        repeated = self.last_error is not None and self.last_error.str() == error.str()
+        # kind of error once (until a message arrives again), and none once the tail stopped.
         self.last_error = error
-        if self.report_errors and not repeated:
+        if self.report_errors and error.code() not in self.errors_said:
+            self.errors_said.add(error.code())
             print(f"kafka tail: {error.str()}", file=self.err, flush=True)
 
 
