@@ -97,9 +97,8 @@ def start_kafka(data_dir: Path, *, port: int | None = None, controller_port: int
     libs = ensure_jars()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    previous = _read_ports(data_dir)
-    port = port or (previous[0] if previous else _free_port())
-    controller_port = controller_port or (previous[1] if previous else _free_port())
+    previous = _read_ports(data_dir) or _free_ports()
+    port, controller_port = port or previous[0], controller_port or previous[1]
     for wanted in (port, controller_port):
         if not port_is_free("127.0.0.1", wanted):
             raise StartupError(f"port {wanted} on 127.0.0.1 is already in use; is a Kafka broker "
@@ -237,7 +236,9 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_ports() -> tuple[int, int]:
+    """Two ports free now; both held open while choosing, so that they differ."""
+    with socket.socket() as first, socket.socket() as second:
+        first.bind(("127.0.0.1", 0))
+        second.bind(("127.0.0.1", 0))
+        return int(first.getsockname()[1]), int(second.getsockname()[1])

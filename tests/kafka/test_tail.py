@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -104,12 +105,8 @@ def test_tail_rejects_a_bad_topic_name(kafka_broker: KafkaBroker) -> None:
     assert "is not a Kafka topic name" in done.stderr
 
 
-def test_tail_reports_an_unreachable_broker(kafka_broker: KafkaBroker) -> None:
-    # A port that nothing listens on: the broker's controller port speaks only to the quorum,
-    # so take a fresh free one instead.
-    import socket
-
-    with socket.socket() as probe:
+def test_tail_reports_an_unreachable_broker() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     done = run_tail(f"127.0.0.1:{port}", "--timeout", "3")
