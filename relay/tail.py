@@ -27,7 +27,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from relay.settings import KafkaConfigError, KafkaSettings, check_bootstrap_servers, check_topic_name
 
@@ -146,14 +154,20 @@ class Tail:
         # true when printed: a read_committed consumer's high watermark is the last stable
         # offset, so a transaction still open now is printed when it commits.
         for partition in partitions:
-            if self.from_beginning:
-                partition.offset = OFFSET_BEGINNING
-            else:
-                partition.offset = consumer.get_watermark_offsets(partition, timeout=CONNECT_TIMEOUT)[1]
-            where = "the beginning" if self.from_beginning else f"offset {partition.offset}"
+            partition.offset, where = self._start(consumer, partition)
             print(f"kafka tail: reading {partition.topic} [{partition.partition}] from {where}",
                   file=self.err, flush=True)
         consumer.assign(partitions)
+
+    def _start(self, consumer: Consumer, partition: TopicPartition) -> tuple[int, str]:
+        """Where ``partition`` is read from, and how to say it."""
+        if self.from_beginning:
+            return OFFSET_BEGINNING, "the beginning"
+        try:
+            end = consumer.get_watermark_offsets(partition, timeout=CONNECT_TIMEOUT)[1]
+        except KafkaException:  # the broker went away meanwhile: the client finds the end later
+            return OFFSET_END, "its end"
+        return end, f"offset {end}"
 
     def _on_error(self, error: KafkaError) -> None:
         # The client retries a lost broker for ever, calling back on every attempt: say each
