@@ -33,6 +33,10 @@ from workflows.interface import (
     workflow_id,
 )
 
+CLOSE_ACCEPTS_NULL = "close-accepts-null"
+"""Patch: a ``close`` whose one argument is null closes the account. Before it, it was recorded
+as a malformed close (COMMAND_REJECTED), so histories from then must keep doing so."""
+
 
 def parse_input(args: Sequence[Any]) -> AccountWorkflowInput:
     """The decoded start input, validated; ``InvalidAccount`` fails the run otherwise."""
@@ -85,6 +89,8 @@ def with_close_id(args: Sequence[Any], inbox: Inbox) -> Sequence[Any]:
     """A close without a command id gets one, so it is still recorded exactly once. It is
     made from the run id and a count, so a retried workflow task that decides its batch again
     gives it the same id."""
+    if len(args) == 1 and args[0] is None and workflow.patched(CLOSE_ACCEPTS_NULL):
+        args = []  # Go's SDK sends a signal's absent argument as null
     payload = args[0] if args else {}
     if len(args) <= 1 and isinstance(payload, dict) and "command_id" not in payload:
         inbox.closes_without_id += 1

@@ -297,11 +297,12 @@ async def test_after_close_every_command_is_rejected(client, task_queue, worker,
     assert (await fetch_account_row(pool, account))["status"] == "closed"
 
 
-async def test_a_close_without_arguments_gets_a_command_id(client, task_queue, worker, pool):
+@pytest.mark.parametrize("args", [[], [None]], ids=["none", "null (as Go sends none)"])
+async def test_a_close_without_arguments_gets_a_command_id(client, task_queue, worker, pool, args):
     account = new_account_id()
     handle = await start_account(client, task_queue, account)
 
-    await handle.signal("close")
+    await handle.signal("close", args=args)
     view = await wait_settled(handle, version=2)
 
     assert view.status == AccountStatus.CLOSED
