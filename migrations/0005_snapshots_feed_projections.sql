@@ -81,13 +81,14 @@ CREATE TABLE daily_totals_currencies (
 -- The progress of a full replay into shadow tables, committed with the rows it covers, so an
 -- interrupted replay resumes exactly where it stopped (operations/replay).
 CREATE TABLE replay_progress (
-    id              integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
-    horizon         xid8 NOT NULL,
-    last_account_id text,
-    accounts_done   bigint NOT NULL DEFAULT 0,
+    projections     text PRIMARY KEY,  -- the names of the projections being rebuilt, sorted
+    horizon         xid8 NOT NULL,     -- the scan covers the transactions older than this
+    scanned_account text NOT NULL DEFAULT '',
+    scanned_version bigint NOT NULL DEFAULT 0,
+    feed_transaction_id xid8,          -- then the catch-up follows the feed from here
+    feed_position   bigint,
     events_done     bigint NOT NULL DEFAULT 0,
     events_total    bigint NOT NULL DEFAULT 0,
-    phase           text NOT NULL DEFAULT 'folding',
     started_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );

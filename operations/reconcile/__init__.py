@@ -36,10 +36,11 @@ from temporalio.client import Client
 from activities.rows import StoredEvent
 from client import AccountClient
 from domain.state import AccountState, AccountStatus
-from operations.reconcile.fold import LogFold
+from operations.reconcile.fold import LogFold, Watcher
+from operations.reconcile.projected import feed_checks
 from operations.reconcile.queries import (
+    ACCOUNTS,
     EVENT_COLUMNS,
-    PROJECTIONS,
     Projection,
     connection,
     log_checks,
@@ -49,8 +50,9 @@ from operations.reconcile.queries import (
 )
 from operations.reconcile.report import Finding, Report
 from operations.reconcile.workflows import RECHECK_DELAY, check_workflows
+from projections.feed import FeedPosition
 
-__all__ = ["PROJECTIONS", "Finding", "LogFold", "Projection", "Report", "reconcile"]
+__all__ = ["ACCOUNTS", "Finding", "LogFold", "Projection", "Report", "reconcile"]
 
 FETCH_SIZE = 5_000  # rows per round trip of the event cursor
 COMPARE_BATCH = 2_000  # folded accounts per projection query
@@ -60,7 +62,7 @@ QUERY_TIMEOUT = 10.0  # seconds per state query, for a plain Temporal client
 async def reconcile(conn_or_pool: AsyncConnection | AsyncConnectionPool | str, *,
                     temporal_client: Client | AccountClient | None = None,
                     account_ids: Sequence[str] | None = None,
-                    projections: Sequence[Projection] = PROJECTIONS,
+                    projections: Sequence[Projection] | None = None,
                     recheck_delay: float = RECHECK_DELAY) -> Report:
     """Check every account (or ``account_ids``) and return what does not reconcile.
 
@@ -72,6 +74,8 @@ async def reconcile(conn_or_pool: AsyncConnection | AsyncConnectionPool | str, *
     report = Report()
     async with connection(conn_or_pool) as conn:
         async with snapshot(conn):
+            if projections is None:  # the accounts table, and the feed's projections
+                projections = [ACCOUNTS, *await feed_checks(conn)]
             report.findings, unfoldable = await log_checks(conn, ids)
             open_accounts = await _fold_all(conn, ids, unfoldable, projections, report,
                                             keep_open=temporal_client is not None)
@@ -103,7 +107,8 @@ async def _fold_all(conn: AsyncConnection[Any], ids: list[str] | None, unfoldabl
             report.findings += await projection.compare(conn, batch)
         batch.clear()
 
-    async for fold in _folds(conn, ids, unfoldable, report):
+    watchers = [p for p in projections if isinstance(p, Watcher)]
+    async for fold in _folds(conn, ids, unfoldable, report, watchers):
         report.accounts_checked += 1
         report.findings += fold.findings
         if fold.broken:
@@ -119,7 +124,7 @@ async def _fold_all(conn: AsyncConnection[Any], ids: list[str] | None, unfoldabl
 
 
 async def _folds(conn: AsyncConnection[Any], ids: list[str] | None, unfoldable: set[str],
-                 report: Report) -> AsyncIterator[LogFold]:
+                 report: Report, watchers: Sequence[Watcher]) -> AsyncIterator[LogFold]:
     """Stream the whole log once, in (account, version) order, and yield each account's fold.
 
     The projection queries of the caller share this connection with the open cursor (same
@@ -137,13 +142,13 @@ async def _folds(conn: AsyncConnection[Any], ids: list[str] | None, unfoldable: 
             fetch = asyncio.ensure_future(cursor.fetchmany(FETCH_SIZE))
             await asyncio.sleep(0)  # let it send the FETCH
             report.events_checked += len(rows)
-            for account_id, *columns in rows:
+            for account_id, xid, position, *columns in rows:
                 if fold is None or account_id != fold.account_id:
                     if fold is not None:
                         yield fold
-                    fold = LogFold(account_id)
+                    fold = LogFold(account_id, watchers)
                     fold.broken = account_id in unfoldable  # reported already: skip it
-                fold.add(StoredEvent(*columns))
+                fold.add(StoredEvent(*columns), FeedPosition(int(xid), position))
     finally:
         fetch.cancel()  # only still pending if folding failed, or the caller stopped
     await cursor.close()

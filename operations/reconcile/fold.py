@@ -4,7 +4,8 @@ a running balance past the overdraft limit)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -14,6 +15,15 @@ from domain.events import AccountCreated, CommandRejected, Event
 from domain.state import AccountState, AccountStatus
 from domain.upcasting import UnknownSchemaVersion
 from operations.reconcile.report import Finding
+from projections.feed import FeedPosition
+
+
+@runtime_checkable
+class Watcher(Protocol):
+    """Sees every event as it is folded (the checks of the feed's projections)."""
+
+    def observe(self, account_id: str, at: FeedPosition, stored: StoredEvent, event: Event,
+                before: AccountState, after: AccountState) -> None: ...
 
 
 class LogFold:
@@ -23,16 +33,18 @@ class LogFold:
     the rest of it is skipped and ``state`` is not compared with anything: it would only
     repeat the same problem as differences."""
 
-    __slots__ = ("_overdrawn", "account_id", "broken", "findings", "state")
+    __slots__ = ("_overdrawn", "_watchers", "account_id", "broken", "findings", "state")
 
-    def __init__(self, account_id: str) -> None:
+    def __init__(self, account_id: str, watchers: Sequence[Watcher] = ()) -> None:
         self.account_id = account_id
         self.state = AccountState(account_id=account_id)
         self.broken = False
         self.findings: list[Finding] = []
         self._overdrawn = False
+        self._watchers = watchers
 
-    def add(self, row: StoredEvent) -> None:
+    def add(self, row: StoredEvent, at: FeedPosition | None = None) -> None:
+        """Fold one more row; ``at``, its place in the feed, is shown to the watchers."""
         if self.broken:
             return
         state, version, event_type = self.state, row.version, row.event_type
@@ -47,7 +59,10 @@ class LogFold:
         problem = _out_of_order(state, event, self.account_id)
         if problem:
             return self._break("event", problem[0], event_type, f"version {version}: {problem[1]}")
-        state = evolve(state, event)
+        before, state = state, evolve(state, event)
+        if at is not None:
+            for watcher in self._watchers:
+                watcher.observe(self.account_id, at, row, event, before, state)
         if state.balance < -state.overdraft_limit and not self._overdrawn:
             self._overdrawn = True  # report the first time only; the rest follow from it
             self.findings.append(Finding(

@@ -3,9 +3,9 @@ of the log that return only the offending rows, and the connection and snapshot 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from typing import Any, Protocol
 
 from psycopg import AsyncConnection, sql
 from psycopg.pq import TransactionStatus
@@ -16,19 +16,35 @@ from domain.state import AccountState
 from operations.reconcile.fold import LogFold
 from operations.reconcile.report import Finding
 
-EVENT_COLUMNS = f"account_id, {STORED_EVENT}"
+EVENT_COLUMNS = f"account_id, transaction_id::text, position, {STORED_EVENT}"
 
 
 # --- projections: read models derived from the log --------------------------------------------
 
-@dataclass(frozen=True)
-class Projection:
+class Projection(Protocol):
     """A read model and how to check it: ``compare`` a batch of folded states with its rows,
-    and find ``orphans``, rows for accounts that have no log at all."""
+    and find ``orphans``, rows for accounts that have no log at all (or, for a check over the
+    whole log, whatever is left once every account is folded)."""
 
     name: str
-    compare: Callable[[AsyncConnection, Mapping[str, AccountState]], Awaitable[list[Finding]]]
-    orphans: Callable[[AsyncConnection, list[str] | None], Awaitable[list[Finding]]]
+
+    async def compare(self, conn: AsyncConnection[Any],
+                      folded: Mapping[str, AccountState]) -> list[Finding]: ...
+
+    async def orphans(self, conn: AsyncConnection[Any], ids: list[str] | None) -> list[Finding]: ...
+
+
+class _AccountsCheck:
+    """The ``accounts`` table: a row per account, equal to the folded state."""
+
+    name = "accounts"
+
+    async def compare(self, conn: AsyncConnection[Any],
+                      folded: Mapping[str, AccountState]) -> list[Finding]:
+        return await _compare_accounts(conn, folded)
+
+    async def orphans(self, conn: AsyncConnection[Any], ids: list[str] | None) -> list[Finding]:
+        return await _accounts_without_log(conn, ids)
 
 
 async def _compare_accounts(conn: AsyncConnection,
@@ -64,9 +80,7 @@ async def _accounts_without_log(conn: AsyncConnection, ids: list[str] | None) ->
             async for account_id, version in cursor]
 
 
-PROJECTIONS: tuple[Projection, ...] = (
-    Projection("accounts", _compare_accounts, _accounts_without_log),
-)
+ACCOUNTS: Projection = _AccountsCheck()
 
 
 # --- set-based checks of the log --------------------------------------------------------------
@@ -133,7 +147,7 @@ async def fold_accounts(conn: AsyncConnection, ids: list[str]) -> dict[str, Acco
     async with conn.transaction():
         cursor = await conn.execute(f"SELECT {EVENT_COLUMNS} FROM account_events"
                                     " WHERE account_id = ANY(%s) ORDER BY account_id, version", (ids,))
-        async for account_id, *row in cursor:
+        async for account_id, _, _, *row in cursor:
             folds.setdefault(account_id, LogFold(account_id)).add(StoredEvent(*row))
     return {account_id: fold.state for account_id, fold in folds.items() if not fold.broken}
 
