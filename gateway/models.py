@@ -11,10 +11,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.commands import AccountId, Amount, Currency, Description
-from domain.money import MAX_AMOUNT
+from domain.money import MAX_AMOUNT, usable_currencies
 
 CurrencyCode = Annotated[Currency, Field(description="ISO 4217 code with a minor unit, e.g. USD, EUR, JPY",
-                                         examples=["USD"])]
+                                         examples=["USD"], json_schema_extra={"enum": usable_currencies()})]
 
 
 class _Body(BaseModel):

@@ -166,6 +166,8 @@ def install(app: FastAPI, retry_after: int) -> None:
 
     async def http_error(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, HTTPException)
+        if error.status_code == HTTPStatus.BAD_REQUEST:  # a body that does not parse: invalid input
+            return respond(ApiProblem(INVALID_REQUEST, str(error.detail)), retry_after)
         title = HTTPStatus(error.status_code).phrase
         body = {"type": "about:blank", "title": title, "status": error.status_code,
                 "detail": str(error.detail)}
