@@ -27,6 +27,7 @@ from client import (
     IdempotencyKeyReused,
     InsufficientFunds,
     InvalidCommand,
+    NamespaceNotFound,
     TemporalUnavailable,
 )
 from domain.account import CLOSED_REASON, NO_ACCOUNT_REASON, OTHER_CURRENCY_PREFIX
@@ -133,7 +134,8 @@ def from_billing_error(error: BillingError, account_id: str) -> ApiProblem:
                   else "refused" if isinstance(error, IdempotencyKeyReused) else "rejected")
         return refused(error.outcome, status, account_id)
     simple = {InvalidCommand: INVALID_REQUEST, AccountNotFound: ACCOUNT_NOT_FOUND,
-              AccountExists: ACCOUNT_EXISTS, TemporalUnavailable: TEMPORAL_UNAVAILABLE}
+              AccountExists: ACCOUNT_EXISTS, TemporalUnavailable: TEMPORAL_UNAVAILABLE,
+              NamespaceNotFound: TEMPORAL_UNAVAILABLE}  # misconfigured: unavailable until fixed
     kind = next((kind for cls, kind in simple.items() if isinstance(error, cls)), INTERNAL_ERROR)
     extensions: dict[str, Any] = {"account_id": account_id}
     if isinstance(error, TemporalUnavailable) and error.command_id is not None:

@@ -210,6 +210,9 @@ async def test_malformed_requests_are_422(api: httpx.AsyncClient) -> None:
     not_json = await api.post(f"/accounts/{account_id}/funds", content=b"{amount: 1",
                               headers={"content-type": "application/json"})
     problem(not_json, 422, "invalid-request")
+    not_utf8 = await api.post(f"/accounts/{account_id}/close", content=b'{"reason": "\xff\xfe"}',
+                              headers={"content-type": "application/json"})
+    problem(not_utf8, 422, "invalid-request")  # found by schemathesis: was a 400
     problem(await api.get("/accounts/not%20an%20id"), 422, "invalid-request")
     problem(await send(api, account_id, "funds", 10, "k" * 129), 422, "invalid-request")
     problem(await api.post("/accounts", json={"account_id": "x", "currency": "USD",
