@@ -28,18 +28,26 @@ async def serve(settings: GatewaySettings) -> int:
     config = uvicorn.Config(create_app(settings), host=settings.http_host, port=settings.http_port,
                             log_level="info", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    running = asyncio.create_task(server.serve())
+    running = asyncio.create_task(_serve(server))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + START_TIMEOUT
     while not server.started and not running.done() and loop.time() < deadline:
         await asyncio.sleep(0.02)
     if not server.started:
         server.should_exit = True
-        await asyncio.gather(running, return_exceptions=True)  # uvicorn logged why
+        await running  # uvicorn logged why
         return 1
     host, port = server.servers[0].sockets[0].getsockname()[:2]
     print(f"{READY_LINE} http://{host}:{port} (docs at /docs)", flush=True)
-    await running
+    return await running
+
+
+async def _serve(server: uvicorn.Server) -> int:
+    """``server.serve()``; 1 when it gave up starting (uvicorn then calls ``sys.exit``)."""
+    try:
+        await server.serve()
+    except SystemExit:
+        return 1
     return 0
 
 

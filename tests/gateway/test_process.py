@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.worker import Worker
 
+from devstack import StartupError
 from devstack.gateway import start_gateway
 from gateway.settings import GatewaySettings
 
@@ -52,6 +55,17 @@ async def test_the_process_serves_passes_schemathesis_and_stops_cleanly(
     finally:
         code = await asyncio.to_thread(gateway.stop)
     assert code == 0, "\n".join(gateway.recent)
+
+
+def test_a_port_in_use_is_a_startup_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gateway = start_gateway({**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"},
+                                taken.getsockname()[1], echo=False)
+        with pytest.raises(StartupError, match="exited with code 1") as failed:
+            gateway.wait_ready(30)
+    assert "address already in use" in str(failed.value)
 
 
 class Run:
