@@ -38,6 +38,13 @@ from domain.state import AccountState, AccountStatus
 MAX_BALANCE = 10**18
 """Balances stay within ±10^18 minor units, well inside Postgres bigint."""
 
+# The reasons of rejections that callers tell apart (the HTTP gateway answers 404, 409, 422):
+# the reason text is the only signal an outcome carries, so these are its contract.
+NO_ACCOUNT_REASON = "account does not exist"
+CLOSED_REASON = "account is closed"
+OTHER_CURRENCY_PREFIX = "the command is in "
+"""How the reason of a command in another currency than the account's starts."""
+
 
 def decide(state: AccountState, command: Command) -> list[Event]:
     """The events ``command`` produces against ``state``; ``[]`` when nothing happens (a
@@ -54,11 +61,11 @@ def decide(state: AccountState, command: Command) -> list[Event]:
     if command.command_id in state.recent_commands:
         return []
     if not state.exists:
-        return [_rejected(command, "account does not exist")]
+        return [_rejected(command, NO_ACCOUNT_REASON)]
     if state.status is AccountStatus.CLOSED:
-        return [_rejected(command, "account is closed")]
+        return [_rejected(command, CLOSED_REASON)]
     if isinstance(command, AddFunds | Charge) and command.currency not in (None, state.currency):
-        return [_rejected(command, f"the command is in {command.currency}, the account in "
+        return [_rejected(command, f"{OTHER_CURRENCY_PREFIX}{command.currency}, the account in "
                                    f"{state.currency}")]
     if isinstance(command, AddFunds):
         return [_funded(state, command)]

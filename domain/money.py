@@ -17,6 +17,11 @@ class MoneyError(ValueError):
     """A currency code or an amount that cannot be used."""
 
 
+def usable_currencies() -> list[str]:
+    """Every code ``currency_exponent`` accepts, sorted (for schemas that list them)."""
+    return sorted(c.code for c in Currency if c.exponent is not None)
+
+
 def currency_exponent(code: str) -> int:
     """Return the number of decimals of an ISO 4217 currency usable for accounts.
 
