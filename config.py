@@ -32,6 +32,7 @@ TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE for a TOML profile).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
         """A setting's default value."""
         return cls.model_fields[name].default
 
+    def described(self) -> list[dict[str, Any]]:
+        """Each setting: its variable, its value and its default, passwords in URLs masked."""
+        return [{"variable": field.validation_alias, "value": _masked(getattr(self, name)),
+                 "default": _masked(field.default)}
+                for name, field in type(self).model_fields.items()]
+
     def require_database_url(self) -> str:
         if not self.database_url:
             raise ConfigError("DATABASE_URL is not set (a libpq URL, e.g. postgresql://user@host/db)")
@@ -91,6 +98,17 @@ class Settings(BaseSettings):
             raise ConfigError("BILLING_MIGRATION_URL is not set (the libpq URL of the role that owns "
                               "the tables, e.g. postgresql://billing_owner@host/db)")
         return self.migration_url
+
+
+def _masked(value: Any) -> Any:
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:****@host/db``."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    parts = urlsplit(value)
+    if parts.password is None:
+        return value
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def connect_temporal(settings: Settings) -> Client:

@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
@@ -45,6 +47,8 @@ from outages.dependencies import (
     temporal_reason,
     wait_for,
 )
+from projections import PROJECTIONS
+from projections.runner import ProjectionRunner
 from workflows.account import AccountWorkflow
 
 log = logging.getLogger("billing.worker")
@@ -94,14 +98,32 @@ async def serve(settings: Settings) -> None:
                      settings.temporal_address, settings.temporal_namespace,
                      ", workflows sandboxed" if settings.workflow_sandbox else "")
             # Once serving, outages are ridden out below us: activities retry, the SDK retries
-            # its polls, the pool reconnects.
+            # its polls, the pool reconnects, the projections pause.
+            projections = _projections(settings, pool, stop)
             await stop.wait()
             log.info("stopping: finishing in-flight work")
+            await projections
     except Stopped:
         log.info("stopped before serving")
     finally:
         await pool.close()
     log.info("stopped")
+
+
+def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Event) -> asyncio.Future[None]:
+    """The projection runner in the background (done at once when ``BILLING_PROJECTIONS=0``)."""
+    if not settings.projections:
+        return asyncio.ensure_future(asyncio.sleep(0))
+    url, role = settings.require_database_url(), settings.database_role
+
+    async def listener() -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        if role:
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        return conn
+
+    log.info("projections running: %s", ", ".join(p.name for p in PROJECTIONS))
+    return asyncio.ensure_future(ProjectionRunner(pool, PROJECTIONS).run(stop, listener))
 
 
 T = TypeVar("T")

@@ -67,14 +67,23 @@ async def load(conn: AsyncConnection[Any], account_id: str) -> Loaded:
 
 async def write(conn: AsyncConnection[Any], state: AccountState) -> None:
     """Store ``state`` as the account's snapshot, unless a newer one is there already."""
-    await conn.execute(
-        "INSERT INTO account_snapshots (account_id, state_schema_version, version, state)"
-        " VALUES (%s, %s, %s, %s)"
-        " ON CONFLICT (account_id, state_schema_version) DO UPDATE"
-        " SET version = EXCLUDED.version, state = EXCLUDED.state, created_at = now()"
-        " WHERE account_snapshots.version < EXCLUDED.version",
-        (state.account_id, STATE_SCHEMA_VERSION, state.version,
-         _STATE.dump_json(state).decode()))
+    await conn.execute(_WRITE + " WHERE account_snapshots.version < EXCLUDED.version",
+                       _write_params(state))
+
+
+async def write_fresh(conn: AsyncConnection[Any], state: AccountState) -> None:
+    """Store ``state`` as the account's snapshot, whatever is there (a rebuild)."""
+    await conn.execute(_WRITE, _write_params(state))
+
+
+_WRITE = ("INSERT INTO account_snapshots (account_id, state_schema_version, version, state)"
+          " VALUES (%s, %s, %s, %s)"
+          " ON CONFLICT (account_id, state_schema_version) DO UPDATE"
+          " SET version = EXCLUDED.version, state = EXCLUDED.state, created_at = now()")
+
+
+def _write_params(state: AccountState) -> tuple[Any, ...]:
+    return (state.account_id, STATE_SCHEMA_VERSION, state.version, _STATE.dump_json(state).decode())
 
 
 def crosses(before: int, after: int, every: int) -> bool:

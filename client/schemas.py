@@ -5,8 +5,8 @@ One file per message: the start input, each signal's and update's argument, each
 which error types carry which details. The committed copy lives in ``schemas/``;
 ``tests/unit/test_schemas.py`` fails when it drifts from the models.
 
-    python -m client.schemas --out schemas/            # write (the lead wires: starter schema)
-    python -m client.schemas --out schemas/ --check    # exit 1 and list what differs
+    python -m starter schema --out schemas/           # write (or: python -m client.schemas)
+    python -m starter schema --out schemas/ --check   # exit 1 and list what differs
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from domain.events import (
 from workflows import interface as wire
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
-GENERATED_BY = "Generated from the models by `python -m client.schemas --out schemas/`; do not edit."
+GENERATED_BY = "Generated from the models by `python -m starter schema --out schemas/`; do not edit."
 INDEX = "index.json"
 EVENTS = {
     next(f.default for f in fields(event) if f.name == "type"): event
@@ -197,7 +197,7 @@ def _listed(out: Path) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``--out DIR`` writes the schemas; with ``--check`` it only compares (exit 1 on drift)."""
-    parser = argparse.ArgumentParser(prog="schema", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="billing schema", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="schemas", help="output folder (default: schemas)")
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if it differs")
     args = parser.parse_args(argv)

@@ -58,6 +58,15 @@ async def lock(conn: AsyncConnection[Any], name: str) -> Checkpoint | None:
     return Checkpoint.of(row) if row else None
 
 
+async def hold(conn: AsyncConnection[Any], name: str) -> Checkpoint | None:
+    """The projection's checkpoint, locked for this transaction, waiting for a runner's step to
+    end: its runners pause until the transaction does. None if it has no checkpoint yet."""
+    cursor = await conn.execute(f"SELECT {_COLUMNS} FROM projection_checkpoints WHERE name = %s"
+                                " FOR UPDATE", (name,))
+    row = await cursor.fetchone()
+    return Checkpoint.of(row) if row else None
+
+
 async def ensure(conn: AsyncConnection[Any], names: Sequence[str]) -> None:
     """A checkpoint row, at the start of the feed, for each projection that has none."""
     await conn.execute("INSERT INTO projection_checkpoints (name) SELECT unnest(%s::text[])"

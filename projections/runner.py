@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -48,22 +48,31 @@ class ProjectionRunner:
         self._batch = batch
         self._ensured = False
 
-    async def run(self, stop: asyncio.Event, listener: AsyncConnection[Any]) -> None:
-        """Apply the feed until ``stop`` is set; ``listener`` is a connection of its own."""
-        await feed.listen(listener)
+    async def run(self, stop: asyncio.Event, connect: Callable[[], Awaitable[AsyncConnection[Any]]]) -> None:
+        """Apply the feed until ``stop`` is set. ``connect`` opens the connection that listens
+        for new events (one of its own, opened again after an outage)."""
+        listener: AsyncConnection[Any] | None = None
         failures = 0
-        while not stop.is_set():
-            try:
-                moved, behind = await self.catch_up()
-                failures = 0
-            except psycopg.OperationalError as error:  # an outage, not a handler's failure
-                failures += 1
-                delay = Backoff(cap=30).delay(failures)
-                log.warning("projections paused: %s (retry in %.1f s)", error, delay)
-                await _sleep(stop, delay)
-                continue
-            if not moved:
-                await feed.wait(listener, HELD_BACK_WAIT if behind else IDLE_WAIT)
+        try:
+            while not stop.is_set():
+                try:
+                    if listener is None or listener.closed:
+                        listener = await connect()
+                        await feed.listen(listener)
+                    moved, behind = await self.catch_up()
+                    if not moved:
+                        await feed.wait(listener, HELD_BACK_WAIT if behind else IDLE_WAIT)
+                    failures = 0
+                except psycopg.OperationalError as error:  # an outage, not a handler's failure
+                    failures += 1
+                    delay = Backoff(cap=30).delay(failures)
+                    log.warning("projections paused: %s (retry in %.1f s)", error, delay)
+                    if listener is not None:
+                        await listener.close()
+                    await _sleep(stop, delay)
+        finally:
+            if listener is not None:
+                await listener.close()
 
     async def catch_up(self) -> tuple[int, bool]:
         """One step of every projection: the events applied, and whether committed events

@@ -45,7 +45,7 @@ CONNECT_TIMEOUT = 10.0
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kafka tail", description="Print the messages of the billing topics as JSON lines "
+        prog="billing kafka tail", description="Print the messages of the billing topics as JSON lines "
         "(read_committed). Bootstrap servers and topic names come from KAFKA_BOOTSTRAP_SERVERS, "
         "KAFKA_TOPIC_ACCOUNT_EVENTS and KAFKA_TOPIC_INVOICES.")
     parser.add_argument("--topic", action="append", metavar="T",

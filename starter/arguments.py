@@ -7,11 +7,17 @@ stay text here: they become minor units once the account's currency is known.
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 
-from starter.errors import ExitCode
+from starter.arguments_common import (
+    Parser,
+    account_argument,
+    add_common_options,
+    add_verb,
+    positive_int,
+    wait_option,
+)
+from starter.operations_grammar import add_operations, instant
 
-DEFAULT_TIMEOUT = 30.0
 DEFAULT_UI_URL = "http://localhost:8233"
 
 DESCRIPTION = ("Open, fund, charge, inspect and close accounts of the billing service, and "
@@ -25,12 +31,17 @@ examples:
   billing history acme
   billing demo --accounts 5 --operations 200
   billing check --no-workflows
+  billing statement acme --from 2026-11-01
+  billing replay --verify
+  billing projections status
 
 settings (environment):
   TEMPORAL_ADDRESS    Temporal frontend host:port (default 127.0.0.1:7233)
   TEMPORAL_NAMESPACE  Temporal namespace (default "default")
   BILLING_TASK_QUEUE  task queue of the account workflows (default "billing")
-  DATABASE_URL        the event store, for `history`, `check` and the demo's summary
+  DATABASE_URL        the event store, for `history`, `statement`, `check` and the demo
+  BILLING_MIGRATION_URL  the tables' owner, for `replay` and `snapshots rebuild`
+  (`billing config` prints every setting)
 
 exit codes:
   0 done   1 unexpected failure (`check`: findings)   2 bad arguments, input or settings
@@ -39,46 +50,19 @@ exit codes:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one ``error: ...`` line, like every other failure."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(ExitCode.USAGE, f"error: {message} (see `{self.prog} --help`)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``billing [--json] [--timeout S] VERB ...``."""
-    parser = _Parser(prog="billing", description=DESCRIPTION, epilog=EPILOG,
+    parser = Parser(prog="billing", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_common_options(parser, defaults=True)
+    add_common_options(parser, defaults=True)
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
-                                       parser_class=_Parser)
+                                       parser_class=Parser)
     for add in (_add_open, _add_money_verbs, _add_balance_and_history, _add_close, _add_demo,
-                _add_check):
+                _add_check, add_operations):
         add(subparsers)
     # `up` belongs to devstack.up: everything after it is passed on untouched.
     subparsers.add_parser("up", add_help=False, help="start the whole stack on this machine "
                           "(`billing up --help` for its options)")
-    return parser
-
-
-def _add_common_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """--json and --timeout, accepted before or after the verb (the verb's copy only sets them
-    when given, so it never overrides a value given before the verb)."""
-    parser.add_argument("--json", action="store_true",
-                        default=False if defaults else argparse.SUPPRESS,
-                        help="print one JSON object instead of text (errors too, on stdout)")
-    parser.add_argument("--timeout", type=positive_seconds, metavar="SECONDS",
-                        default=DEFAULT_TIMEOUT if defaults else argparse.SUPPRESS,
-                        help=f"give up on Temporal after this long (default {DEFAULT_TIMEOUT:g})")
-
-
-def add_verb(subparsers: argparse._SubParsersAction, name: str, help: str,
-             epilog: str) -> argparse.ArgumentParser:
-    """A verb's parser, with the common options and its examples in the epilog."""
-    parser = subparsers.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
-                                   epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_common_options(parser, defaults=False)
     return parser
 
 
@@ -87,7 +71,7 @@ def _add_open(subparsers: argparse._SubParsersAction) -> None:
 examples:
   billing open acme --currency USD
   billing open acme-eu --currency EUR --overdraft-limit 250.00""")
-    _account_argument(parser)
+    account_argument(parser)
     parser.add_argument("--currency", required=True, type=str.upper,
                         help="ISO 4217 code of the account's currency, e.g. USD, EUR, JPY")
     parser.add_argument("--overdraft-limit", default="0", metavar="AMOUNT",
@@ -106,23 +90,28 @@ examples:
 Repeating a command with the same --idempotency-key is safe: the account records the
 key once, and answers a repeat with "duplicate" and the version that first recorded it
 (applied, declined or rejected: `billing history` shows which).""")
-        _account_argument(parser)
+        account_argument(parser)
         parser.add_argument("amount", metavar="AMOUNT",
                             help="amount in major units of the account's currency, e.g. 12.50")
         parser.add_argument("--idempotency-key", metavar="KEY", help="the command's id; repeating "
                             "it never applies it twice (default: a new uuid4)")
         parser.add_argument("--description", default="", help="free text stored with the event")
-        _wait_option(parser, "wait for the outcome (default), or only send the command as a signal")
+        wait_option(parser, "wait for the outcome (default), or only send the command as a signal")
 
 
 def _add_balance_and_history(subparsers: argparse._SubParsersAction) -> None:
-    parser = add_verb(subparsers, "balance", "show an account's balance and version",
-                      "examples:\n  billing balance acme\n  billing balance acme --json")
-    _account_argument(parser)
+    parser = add_verb(subparsers, "balance", "show an account's balance and version", """\
+examples:
+  billing balance acme
+  billing balance acme --json
+  billing balance acme --as-of 2026-11-30T12:00:00Z   # from the event log (needs DATABASE_URL)""")
+    account_argument(parser)
+    parser.add_argument("--as-of", type=instant, metavar="T", help="the balance at this instant "
+                        "(ISO 8601), folded from the event log, with the version it reflects")
     parser = add_verb(subparsers, "history",
                       "list an account's events from the event log (needs DATABASE_URL)",
                       "examples:\n  billing history acme\n  billing history acme --json")
-    _account_argument(parser)
+    account_argument(parser)
 
 
 def _add_close(subparsers: argparse._SubParsersAction) -> None:
@@ -130,11 +119,11 @@ def _add_close(subparsers: argparse._SubParsersAction) -> None:
 examples:
   billing close acme
   billing close acme --reason "customer left" --no-wait""")
-    _account_argument(parser)
+    account_argument(parser)
     parser.add_argument("--reason", default="", help="why, stored with the event")
     parser.add_argument("--idempotency-key", metavar="KEY",
                         help="the close command's id (default: a new uuid4)")
-    _wait_option(parser, "wait until the account reports itself closed (default)")
+    wait_option(parser, "wait until the account reports itself closed (default)")
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -177,25 +166,3 @@ Exit codes: 0 everything reconciles, 1 findings (one line each), 2 usage or conf
                         help="check only these accounts (repeatable)")
 
 
-def _account_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("account_id", metavar="ACCOUNT", help="account id: 1-64 of A-Z a-z 0-9 _ . : -")
-
-
-def _wait_option(parser: argparse.ArgumentParser, help: str) -> None:
-    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True, help=help)
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds < 86_400:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}")
-    return seconds

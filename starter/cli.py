@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from starter.arguments import build_parser
 from starter.errors import CliError, ExitCode
+from starter.operations_grammar import PASS_THROUGH
 
 if TYPE_CHECKING:
     from starter.output import Output
@@ -29,7 +30,11 @@ VERBS = {
     "open": "starter.verbs:open_account", "fund": "starter.verbs:fund",
     "charge": "starter.verbs:charge", "balance": "starter.verbs:balance",
     "history": "starter.verbs:history", "close": "starter.verbs:close", "demo": "starter.demo:run_demo",
-    "check": "starter.check:check",
+    "check": "starter.check:check", "replay": "starter.replay:replay",
+    "snapshots rebuild": "starter.replay:rebuild_snapshots",
+    "projections status": "starter.reading:projections_status",
+    "projections rebuild": "starter.replay:rebuild_projection",
+    "statement": "starter.reading:statement", "config": "starter.reading:show_config",
 }
 
 
@@ -41,6 +46,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
     if args.verb == "up":
         return _up(rest)
+    if args.verb in PASS_THROUGH:
+        return _pass_through(args.verb, rest)
     return _run_verb(args)
 
 
@@ -48,7 +55,7 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Parse ``argv``; only ``up`` may have arguments left over (they are its own)."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.verb != "up":
+    if rest and args.verb != "up" and args.verb not in PASS_THROUGH:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args, rest
 
@@ -57,8 +64,9 @@ def _run_verb(args: argparse.Namespace) -> int:
     from starter.output import Output
 
     out = Output(args.json, sys.stdout, sys.stderr)
+    name = f"{args.verb} {args.action}" if getattr(args, "action", None) else args.verb
     try:
-        code = asyncio.run(verb(args.verb)(args, out))
+        code = asyncio.run(verb(name)(args, out))
     except CliError as error:
         out.error(error)
         return error.code
@@ -75,6 +83,19 @@ def verb(name: str) -> Callable[[argparse.Namespace, Output], Coroutine[Any, Any
     done, or an exit code that is not an error (`check`'s findings)."""
     module, function = VERBS[name].split(":")
     return getattr(import_module(module), function)
+
+
+def _pass_through(name: str, rest: list[str]) -> int:
+    """`billing schema ...` and `billing kafka tail ...` belong to modules with a parser of
+    their own; imported only when asked for."""
+    if name == "kafka":
+        if not rest or rest[0] != "tail":
+            print("error: the kafka verb has one action: `billing kafka tail [--help]`",
+                  file=sys.stderr)
+            return ExitCode.USAGE
+        rest = rest[1:]
+    module, function = PASS_THROUGH[name].split(":")
+    return int(getattr(import_module(module), function)(rest) or 0)
 
 
 def _up(rest: list[str]) -> int:

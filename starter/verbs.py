@@ -56,7 +56,12 @@ async def _move_money(kind: str, args: argparse.Namespace, out: Output) -> None:
 
 
 async def balance(args: argparse.Namespace, out: Output) -> None:
-    """The ``state`` query: balance, version, status, commands still pending."""
+    """The ``state`` query: balance, version, status, commands still pending; with
+    ``--as-of``, the balance at that instant, folded from the event log."""
+    if args.as_of is not None:
+        from starter.reading import balance_at
+
+        return await balance_at(args, out)
     accounts = await connect(args)
     out.result(*output.balance(await accounts.state(args.account_id)))
 

@@ -13,7 +13,7 @@ from tests.vectors import argument_schema, load, validator, vector_files
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schemas"
-FIX = "python -m client.schemas --out schemas/"
+FIX = "python -m starter schema --out schemas/"
 
 
 def tree(folder: Path) -> dict[str, str]:
