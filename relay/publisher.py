@@ -51,6 +51,9 @@ _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PR
            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
 
 log = logging.getLogger("billing.relay.kafka")
+quiet = logging.getLogger("billing.relay.librdkafka")
+quiet.addHandler(logging.NullHandler())
+quiet.propagate = False  # the client logs every reconnect attempt; its errors reach us once each (error_cb)
 
 
 class KafkaUnavailable(RuntimeError):
@@ -73,6 +76,7 @@ class Publisher:
         self.settings, self.routes, self.timeout = settings, routes, timeout
         self.servers = settings.require_bootstrap_servers()
         self._producer: Producer | None = None
+        self._errors_said: set[int] = set()
 
     def open(self) -> Checkpoint | None:
         """Make the topics if missing, fence earlier instances, and return the last committed
@@ -107,6 +111,7 @@ class Publisher:
             producer.commit_transaction(self.timeout)
 
         _call(transaction, f"publishing {len(events)} events")
+        self._errors_said.clear()
         return after
 
     def close(self) -> None:
@@ -127,8 +132,15 @@ class Publisher:
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "queue.buffering.max.messages": max(100_000, 4 * self.settings.relay_batch + 16),
-            "logger": log,
+            "logger": quiet,
+            "error_cb": self._on_error,
         }
+
+    def _on_error(self, error: KafkaError) -> None:
+        # Called on every failed attempt while a broker is away: each kind once, until a commit.
+        if error.code() not in self._errors_said:
+            self._errors_said.add(error.code())
+            log.warning("Kafka: %s", error.str())
 
 
 def _call(action: Any, doing: str) -> None:
@@ -157,7 +169,7 @@ def _discard(producer: Producer) -> None:
 def ensure_topics(servers: str, routes: Routes, settings: KafkaSettings, timeout: float = TIMEOUT) -> None:
     """Create the event topics (``settings.partitions`` each) and the compacted checkpoint topic
     (one partition) unless they exist, with the cluster's default replication factor."""
-    config: dict[str, Any] = {"bootstrap.servers": servers, "logger": log}
+    config: dict[str, Any] = {"bootstrap.servers": servers, "logger": quiet}
     admin = AdminClient(config)
     wanted = [NewTopic(topic, num_partitions=settings.partitions, replication_factor=-1)
               for topic in routes.all_topics]
@@ -189,7 +201,7 @@ def read_checkpoint(servers: str, topic: str, relay_id: str, timeout: float = TI
     ours (many aborted transactions in a row, or another relay's records)."""
     consumer = Consumer({"bootstrap.servers": servers, "group.id": f"billing-relay-{uuid.uuid4().hex[:12]}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "logger": log})
+                         "enable.partition.eof": True, "logger": quiet})
     try:
         partition = TopicPartition(topic, 0)
         try:
