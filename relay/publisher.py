@@ -13,9 +13,8 @@ exactly once"):
    transaction. A read_committed consumer sees all of it or none of it.
 
 A crash anywhere leaves a committed prefix of the feed and a checkpoint that says exactly how
-long it is; the next start goes on from there. Every blocking call here runs in a thread of its
-own (``asyncio.to_thread``); nothing is shared between threads but the producer, used by one
-thread at a time.
+long it is; the next start goes on from there. The blocking calls here run in threads
+(``asyncio.to_thread``), the producer used by one thread at a time.
 """
 
 from __future__ import annotations
@@ -41,11 +40,9 @@ TRANSACTION_TIMEOUT_MS = 60_000
 CHECKPOINT_TAIL = 200
 """Offsets before the end of the checkpoint topic read first; the whole topic if ours is not there."""
 CHECKPOINT_TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    # Small segments, so compaction (which never touches the active segment) keeps the topic
-    # to a few records per relay instead of one per transaction ever committed.
-    "segment.bytes": str(1024 * 1024),
-    "segment.ms": str(3_600_000),
+    # Small segments: compaction never touches the active one, and should keep a few records
+    # per relay rather than one per transaction ever committed.
+    "cleanup.policy": "compact", "segment.bytes": str(1024 * 1024), "segment.ms": str(3_600_000),
 }
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
@@ -196,18 +193,12 @@ def ensure_topics(servers: str, routes: Routes, settings: KafkaSettings, timeout
 
 def read_checkpoint(servers: str, topic: str, relay_id: str, timeout: float = TIMEOUT) -> Checkpoint | None:
     """The last committed checkpoint of ``relay_id`` in ``topic`` (read_committed), or None.
-
-    Reads the last ``CHECKPOINT_TAIL`` offsets first; the whole partition if they hold none of
-    ours (many aborted transactions in a row, or another relay's records)."""
+    Reads the last ``CHECKPOINT_TAIL`` offsets first; the whole partition if they hold none of ours."""
     consumer = Consumer({"bootstrap.servers": servers, "group.id": f"billing-relay-{uuid.uuid4().hex[:12]}",
                          "isolation.level": "read_committed", "enable.auto.commit": False,
                          "enable.partition.eof": True, "logger": quiet})
     try:
-        partition = TopicPartition(topic, 0)
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=timeout, cached=False)
-        except KafkaException as exception:
-            raise KafkaUnavailable(f"reading the end of {topic}: {exception.args[0]}") from None
+        low, high = _watermarks(consumer, TopicPartition(topic, 0), timeout)
         for start in dict.fromkeys((max(low, high - CHECKPOINT_TAIL), low)):
             found = _last_of(consumer, TopicPartition(topic, 0, start), relay_id.encode(), timeout)
             if found is not None:
@@ -215,6 +206,20 @@ def read_checkpoint(servers: str, topic: str, relay_id: str, timeout: float = TI
         return None
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float) -> tuple[int, int]:
+    """The partition's first and last offsets, retried within ``timeout`` (a new topic's leader)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=timeout, cached=False)
+            return int(low), int(high)
+        except KafkaException as exception:
+            error = exception.args[0]
+            if not error.retriable() or time.monotonic() > deadline:
+                raise KafkaUnavailable(f"reading the end of {partition.topic}: {error.str()}") from None
+        time.sleep(0.1)
 
 
 def _last_of(consumer: Consumer, start: TopicPartition, key: bytes, timeout: float) -> Checkpoint | None:
@@ -226,8 +231,7 @@ def _last_of(consumer: Consumer, start: TopicPartition, key: bytes, timeout: flo
         message = consumer.poll(0.5)
         if message is None:
             continue
-        error = message.error()
-        if error is not None:
+        if (error := message.error()) is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 return None if last is None else _decode(last, start.topic)
             if error.fatal() or not error.retriable():
