@@ -100,15 +100,12 @@ def _rejected(command: AddFunds | Charge | CloseAccount, reason: str) -> Command
 
 
 def evolve(state: AccountState, event: Event) -> AccountState:
-    """The state after ``event``: the one place that says what each event does to an account."""
-    currency, overdraft_limit, balance, status = (state.currency, state.overdraft_limit,
-                                                  state.balance, state.status)
+    """The state after ``event``: the one place that says what each event does to an account
+    (with ``balance_change``, which it applies)."""
+    currency, overdraft_limit, status = state.currency, state.overdraft_limit, state.status
+    balance = state.balance + balance_change(event)
     prior = None
-    if isinstance(event, FundsAdded):
-        balance += event.amount
-    elif isinstance(event, ChargeApplied):
-        balance -= event.amount
-    elif isinstance(event, ChargeDeclined):
+    if isinstance(event, ChargeDeclined):
         prior = PriorOutcome("declined", event.reason)
     elif isinstance(event, CommandRejected):
         prior = PriorOutcome("rejected", event.reason)
@@ -121,6 +118,16 @@ def evolve(state: AccountState, event: Event) -> AccountState:
         memory = memory.remembering(event.command_id,
                                     Recorded(version, prior, event.command_fingerprint))
     return AccountState(state.account_id, currency, overdraft_limit, balance, version, status, memory)
+
+
+def balance_change(event: Event) -> int:
+    """What ``event`` does to the balance, in minor units; ``evolve`` applies it, and the
+    statement lists every event for which it is not zero."""
+    if isinstance(event, FundsAdded):
+        return event.amount
+    if isinstance(event, ChargeApplied):
+        return -event.amount
+    return 0
 
 
 @dataclass(frozen=True)
