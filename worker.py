@@ -34,6 +34,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities.billing import BillingActivities
 from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
 from activities.event_store import EventStore
 from activities.snapshots import DEFAULT_EVERY as DEFAULT_SNAPSHOT_EVERY
@@ -61,7 +62,8 @@ listed beside it take precedence (docs/decisions.md, "Raw payloads")."""
 
 def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
                  sandboxed: bool = True, workflows: Sequence[type] = WORKFLOWS,
-                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY, **options: Any) -> Worker:
+                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY, invoice_prefix: str = "INV-",
+                 credit_note_prefix: str = "CN-", **options: Any) -> Worker:
     """The worker for ``task_queue``, with every workflow and activity of the service.
 
     ``sandboxed`` runs the workflows in the SDK's sandbox, which refuses non-deterministic
@@ -72,7 +74,9 @@ def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
         task_queue=task_queue,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         workflows=list(workflows),
-        activities=EventStore(pool, snapshot_every=snapshot_every).activities,
+        activities=[*EventStore(pool, snapshot_every=snapshot_every).activities,
+                    *BillingActivities(pool, invoice_prefix=invoice_prefix,
+                                       credit_note_prefix=credit_note_prefix).activities],
         graceful_shutdown_timeout=timedelta(seconds=10),
         disable_payload_error_limit=True,  # docs/decisions.md, "Oversized updates"
         **options,
@@ -93,7 +97,9 @@ async def serve(settings: Settings) -> None:
         client = await startup.temporal()
         async with build_worker(client, pool, settings.task_queue,
                                 sandboxed=settings.workflow_sandbox,
-                                snapshot_every=settings.snapshot_every):
+                                snapshot_every=settings.snapshot_every,
+                                invoice_prefix=settings.invoice_prefix,
+                                credit_note_prefix=settings.credit_note_prefix):
             log.info("worker polling task queue %r on %s (namespace %s)%s", settings.task_queue,
                      settings.temporal_address, settings.temporal_namespace,
                      ", workflows sandboxed" if settings.workflow_sandbox else "")

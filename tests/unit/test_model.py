@@ -281,7 +281,7 @@ def test_command_union_dispatches_on_kind():
         command_id="c", amount=5)
     assert isinstance(adapter.validate_python({"kind": "close", "command_id": "c"}), CloseAccount)
     with pytest.raises(ValidationError):
-        adapter.validate_python({"kind": "refund", "command_id": "c", "amount": 5})
+        adapter.validate_python({"kind": "transfer", "command_id": "c", "amount": 5})
 
 
 # --- decide_each -----------------------------------------------------------------------------
