@@ -22,8 +22,11 @@ from domain.upcasting import SCHEMA_VERSIONS, upcast
 from projections.feed import FeedEvent, FeedPosition
 from relay.settings import KafkaSettings
 
-INVOICE_TYPES = ("INVOICE_FINALIZED", "CREDIT_NOTE_ISSUED")
-"""Event types that also go to the invoices topic (they do not exist yet)."""
+INVOICE_TYPES = ("INVOICE_DRAFTED", "INVOICE_FINALIZED", "CREDIT_NOTE_ISSUED")
+"""Event types that also go to the invoices topic: an invoice's whole life, keyed by account.
+The draft is there because it alone says what an invoice covers (its period and versions); the
+finalization gives it its number; a credit note names the invoice it credits. Every other type
+(payouts and refunds included) goes to the account events topic only."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Message:
 class Routes:
     """Which topics each event type goes to: the account events topic always, so that it holds
     every event of every account with contiguous versions (a consumer can tell a gap), and the
-    topics of ``extra`` as well, e.g. finalized invoices and credit notes to the invoices topic."""
+    topics of ``extra`` as well: the invoice events (``INVOICE_TYPES``) to the invoices topic."""
 
     account_events: str
     extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -4,7 +4,7 @@
 |------------------------------|--------------------------|---------------------------------------|
 | KAFKA_BOOTSTRAP_SERVERS      | (unset: the relay is off)| ``host:port[,host:port...]``          |
 | KAFKA_TOPIC_ACCOUNT_EVENTS   | billing.account-events   | topic of the accounts' events         |
-| KAFKA_TOPIC_INVOICES         | billing.invoices         | topic of the issued invoices          |
+| KAFKA_TOPIC_INVOICES         | billing.invoices         | topic of the invoices and credit notes|
 | KAFKA_TOPIC_RELAY_CHECKPOINTS| billing.relay-checkpoints| the relay's checkpoints (compacted)   |
 | KAFKA_RELAY_ID               | billing-relay            | the relay's transactional.id, and the |
 |                              |                          | key of its checkpoint                 |

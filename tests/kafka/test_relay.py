@@ -1,6 +1,7 @@
 """The relay in this process, against a real broker and a real Postgres: what it publishes, that
 it goes on from its checkpoint, that a relay left behind is fenced and its open transaction
-never seen, routing by event type, and a checkpoint that belongs to another database."""
+never seen, routing by event type (a real account's invoices, through the worker), and a
+checkpoint that belongs to another database."""
 
 from __future__ import annotations
 
@@ -14,16 +15,20 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from confluent_kafka import KafkaException
+from temporalio.client import Client
+from temporalio.worker import Worker
 
+from client import AccountClient
 from devstack.kafka import KafkaBroker
 from projections import feed
 from projections.feed import FeedPosition
-from relay.messages import Checkpoint, Routes
+from relay.messages import INVOICE_TYPES, Checkpoint, Routes
 from relay.publisher import Publisher, RelayFenced, read_checkpoint
 from relay.runner import CheckpointAhead, Relay
 from relay.settings import KafkaSettings
 from tests.kafka.clients import transactional_producer
 from tests.kafka.relay_checks import judge, read_topic
+from workflows.interface import CLOSE_PERIOD, PeriodClosed
 
 pytestmark = pytest.mark.asyncio
 WAIT = 60.0
@@ -165,22 +170,72 @@ async def test_a_relay_left_behind_is_fenced_and_its_open_transaction_never_seen
     judge(await log_of(db_url), read_topic(servers, settings.account_events_topic)).assert_clean()
 
 
-async def test_event_types_routed_to_a_second_topic_as_well(kafka_broker: KafkaBroker,
-                                                           worker_db_url: str, db_url: str) -> None:
+async def test_a_real_accounts_invoice_events_go_to_the_invoices_topic_as_well(
+        kafka_broker: KafkaBroker, client: Client, task_queue: str, worker: Worker, worker_db_url: str,
+        db_url: str) -> None:
+    """The worker writes the events of a period closed and of a close that bills the last
+    period; the relay sends all of them to the account events topic, and the invoice events to
+    the invoices topic too."""
+    accounts, account = AccountClient(client, task_queue, rpc_timeout=WAIT), f"inv-{uuid.uuid4().hex[:8]}"
+    await accounts.open(account, "USD")
+    await accounts.add_funds(account, 1_000, command_id="f-1")
+    await accounts.charge(account, 300, command_id="c-1")
+    closed = await accounts.handle(account).execute_update(CLOSE_PERIOD, result_type=PeriodClosed)
+    await accounts.charge(account, 700, command_id="c-2")  # a close with a balance needs a payout
+    await accounts.close(account, command_id="bye", reason="left")
+    log = await typed_log_of(db_url)
+    types = [event_type for _, _, _, event_type in log]
+    assert closed.number is not None and types == [
+        "ACCOUNT_CREATED", "FUND_ADDED", "CHARGE_APPLIED", "INVOICE_DRAFTED", "INVOICE_FINALIZED",
+        "CHARGE_APPLIED", "ACCOUNT_CLOSED", "INVOICE_DRAFTED", "INVOICE_FINALIZED"]
+
     settings = relay_settings(kafka_broker.bootstrap_servers)
-    routes = Routes(settings.account_events_topic, {"ACCOUNT_CLOSED": (settings.invoices_topic,)})
-    await append(db_url, [*funds("acme", range(1, 4)), ("acme", 4, "ACCOUNT_CLOSED", {"reason": "left"}),
-                          *funds("beta", range(1, 3)), ("beta", 3, "ACCOUNT_CLOSED", {"reason": "moved"})])
-    relay = Relay(settings, worker_db_url, routes=routes)
+    relay = Relay(settings, worker_db_url)  # the default routes
+    async with running(relay) as task:
+        await published(relay, task, len(log))
+
+    servers = settings.require_bootstrap_servers()
+    every = read_topic(servers, settings.account_events_topic)
+    judge([row[:3] for row in log], every).assert_clean()
+    invoices = read_topic(servers, settings.invoices_topic)
+    judge([row[:3] for row in log if row[3] in INVOICE_TYPES], invoices).assert_clean()
+    assert [m.value["type"] for m in invoices] == [t for t in types if t in INVOICE_TYPES]
+    by_id = {m.value["event_id"]: m.value for m in every}
+    assert [by_id[m.value["event_id"]] for m in invoices] == [m.value for m in invoices]
+    assert invoices[1].value["payload"]["number"] == closed.number
+
+
+async def test_refunds_payouts_and_credit_notes_are_routed_by_type(kafka_broker: KafkaBroker,
+                                                                   worker_db_url: str, db_url: str) -> None:
+    """Refunds and payouts stay with the account events; credit notes go to the invoices topic
+    as well. (Rows written here, not by the worker: routing reads only the type.)"""
+    settings = relay_settings(kafka_broker.bootstrap_servers)
+    refund = {"amount": 100, "charge_id": "c-1", "charge_version": 3, "description": ""}
+    note = {"number": "CN-2026-000001", "invoice_number": "INV-2026-000001", "invoice_sequence": 1,
+            "amount": 100, "refund_id": "r-1"}
+    paid_out = {"amount": 250, "reason": "sent by wire", "close_id": "bye"}
+    await append(db_url, [*funds("acme", range(1, 3)), ("acme", 3, "REFUND_APPLIED", refund),
+                          ("acme", 4, "CREDIT_NOTE_ISSUED", note), ("acme", 5, "BALANCE_PAID_OUT", paid_out),
+                          *funds("beta", range(1, 3))])
+    relay = Relay(settings, worker_db_url)
     async with running(relay) as task:
         await published(relay, task, 7)
 
     servers = settings.require_bootstrap_servers()
     judge(await log_of(db_url), read_topic(servers, settings.account_events_topic)).assert_clean()
-    closed = read_topic(servers, settings.invoices_topic)
-    routed = sorted((m.key, m.value["type"], m.value["version"], m.value["payload"]["reason"])
-                    for m in closed)
-    assert routed == [("acme", "ACCOUNT_CLOSED", 4, "left"), ("beta", "ACCOUNT_CLOSED", 3, "moved")]
+    every = {m.value["type"]: m.value["payload"] for m in read_topic(servers, settings.account_events_topic)}
+    assert (every["REFUND_APPLIED"], every["BALANCE_PAID_OUT"]) == (refund, paid_out)
+    invoices = read_topic(servers, settings.invoices_topic)
+    assert [(m.key, m.value["type"], m.value["version"], m.value["payload"]) for m in invoices] == [
+        ("acme", "CREDIT_NOTE_ISSUED", 4, note)]
+
+
+async def typed_log_of(db_url: str) -> list[tuple[str, int, str, str]]:
+    """(account_id, version, event_id, event_type) of every event, in version order."""
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cursor = await conn.execute("SELECT account_id, version, event_id::text, event_type"
+                                    " FROM account_events ORDER BY account_id, version")
+        return await cursor.fetchall()
 
 
 async def test_a_checkpoint_of_another_database_is_refused(kafka_broker: KafkaBroker,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import get_args
 
 import pytest
 
 from activities.rows import StoredEvent
+from domain.events import Event
 from projections.feed import FeedEvent, FeedPosition
-from relay.messages import START, Checkpoint, Routes, event_value, messages
+from relay.messages import INVOICE_TYPES, START, Checkpoint, Routes, event_value, messages
 from relay.settings import KafkaConfigError, KafkaSettings
 from tests.kafka.relay_checks import Received, judge
 
@@ -42,12 +44,25 @@ def test_an_older_payload_is_upcast_and_labelled_with_todays_schema_version() ->
                                 "billing_period": "monthly", "opened_at": RECORDED.isoformat()}
 
 
-def test_messages_are_keyed_by_account_and_routed_by_type() -> None:
+def event_types() -> list[str]:
+    """Every event type of the domain, from its union of events."""
+    return [member.__dataclass_fields__["type"].default for member in get_args(get_args(Event)[0])]
+
+
+def test_every_event_goes_to_the_account_events_and_the_invoice_events_to_the_invoices_too() -> None:
     routes = Routes.of(KafkaSettings(bootstrap_servers="k:9092"))
-    assert routes.topics("FUND_ADDED") == ("billing.account-events",)
-    assert routes.topics("INVOICE_FINALIZED") == ("billing.account-events", "billing.invoices")
-    assert routes.topics("CREDIT_NOTE_ISSUED") == ("billing.account-events", "billing.invoices")
+    invoices = {"INVOICE_DRAFTED", "INVOICE_FINALIZED", "CREDIT_NOTE_ISSUED"}
+    types = event_types()
+    assert invoices | {"BALANCE_PAID_OUT", "REFUND_APPLIED", "FUND_ADDED"} <= set(types)
+    for event_type in types:
+        expected = ("billing.account-events", "billing.invoices") if event_type in invoices else (
+            "billing.account-events",)
+        assert routes.topics(event_type) == expected, event_type
+    assert set(INVOICE_TYPES) == invoices
     assert routes.all_topics == ("billing.account-events", "billing.invoices")
+
+
+def test_messages_are_keyed_by_account_and_routed_by_type() -> None:
     closing = Routes("events", {"ACCOUNT_CLOSED": ("closures",)})
     sent = messages(event("ACCOUNT_CLOSED", {"reason": "left"}), closing)
     assert [(m.topic, m.key) for m in sent] == [("events", b"acme"), ("closures", b"acme")]
