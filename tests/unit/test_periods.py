@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from domain.commands import OpenAccount
 from domain.periods import BillingPeriod, InvalidPeriod
 
 JAN_31 = datetime(2027, 1, 31, 10, 30, tzinfo=UTC)
@@ -25,12 +27,18 @@ def test_periods_parse(text: str, months: int, span: timedelta):
 
 @pytest.mark.parametrize("text", [
     "", "P", "PT", "P1DT", "P0D", "PT0S", "P0Y0M", "PT-1S", "-P1D", "monthly2", "Monthly", "1M", "P1.5D",
-    "P11Y", "P121M", "P3661D", " P1D", "P1D ", "p1d", "PT1S\n",
+    "P11Y", "P121M", "P3661D", " P1D", "P1D ", "p1d",
 ])
 def test_anything_else_is_refused_with_the_text_in_the_message(text: str):
     with pytest.raises(InvalidPeriod) as info:
         BillingPeriod.parse(text)
     assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["PT1S\n", "monthly\n", "P1D\n\n"])
+def test_an_account_is_not_opened_with_a_line_break_in_its_period(text: str):
+    with pytest.raises(ValidationError, match="billing period"):
+        OpenAccount(account_id="a", currency="USD", billing_period=text)
 
 
 def test_a_period_that_is_not_text_is_refused():
