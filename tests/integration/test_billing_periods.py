@@ -509,7 +509,8 @@ async def test_periods_missed_while_no_worker_runs_are_each_invoiced_after_a_res
         client, task_queue, worker_pool, pool):
     """On the dev server (real time, PT1S periods): the first worker, with its cache and sticky
     queue, stops after a few invoices; periods end while none runs; the next worker drafts
-    every missed period on its own, numbers gapless. Closing ends the periods for the check."""
+    every missed period on its own, before the commands waiting for it, numbers gapless. Closing
+    ends the periods for the check."""
     account = new_account_id()
     async with build_worker(client, worker_pool, task_queue):
         handle = await start_account(client, task_queue, account, billing_period="PT1S")
@@ -517,6 +518,7 @@ async def test_periods_missed_while_no_worker_runs_are_each_invoiced_after_a_res
         await wait_for_log(pool, account, finalized(2))
     stopped = len(of_type(await fetch_events(pool, account), "INVOICE_DRAFTED"))
     await asyncio.sleep(2.5)  # at least two periods end with no worker
+    restarted = datetime.now(UTC)  # the dev server runs on this machine's clock
     async with build_worker(client, worker_pool, task_queue):
         await update(handle, "charge", {"command_id": "c1", "amount": 100}, timeout=30)
         await update(handle, "close", {"command_id": "bye", "reason": "test"})
@@ -529,4 +531,7 @@ async def test_periods_missed_while_no_worker_runs_are_each_invoiced_after_a_res
     period = BillingPeriod.parse("PT1S")
     anchored = [end for end in ends[:-1] if end in {period.end(opened_at(rows), n) for n in range(1, 999)}]
     assert len(anchored) >= stopped + 2, (stopped, ends)  # the missed periods, one draft each
+    # A charge made after the restart is not billed in a period that had ended before it.
+    assert instant(drafts(rows)[invoice_of(rows, "c1")]["period_end"]) > restarted, (
+        invoice_of(rows, "c1"), ends, restarted)
     await assert_gapless(pool, "invoice", list(numbers(rows).values()))
