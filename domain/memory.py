@@ -151,9 +151,13 @@ class CommandMemory(Mapping[str, int]):
                                      handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         """Read from ``{id: version}`` (``AccountState`` adds the outcomes), written back so."""
         versions = core_schema.dict_schema(core_schema.str_schema(), core_schema.int_schema())
+        # From JSON too, the memory may arrive built already: AccountState's validator builds it
+        # with the outcomes and fingerprints beside it. Reading it again as {id: version} would
+        # drop them (a revived run or a Temporal payload would forget why a command was refused).
         return core_schema.json_or_python_schema(
-            json_schema=core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}),
-                                                                     versions),
+            json_schema=core_schema.no_info_wrap_validator_function(
+                lambda value, read: value if isinstance(value, cls) else cls.of(read(value), {}, {}),
+                versions),
             python_schema=core_schema.union_schema([
                 core_schema.is_instance_schema(cls),
                 core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}), versions)]),

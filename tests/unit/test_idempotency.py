@@ -11,6 +11,7 @@ from functools import reduce
 
 import pytest
 from pydantic import TypeAdapter
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.account import decide, decide_each, evolve
 from domain.commands import AddFunds, Charge, CloseAccount, OpenAccount
@@ -100,3 +101,17 @@ def test_fingerprints_survive_the_state_as_json_and_old_json_still_reads():
     assert adapter.validate_python(stored) == state
     legacy = {key: value for key, value in stored.items() if key != "recent_fingerprints"}
     assert adapter.validate_python(legacy).recent_commands.recorded("k") == Recorded(2)
+
+
+def test_outcomes_and_fingerprints_survive_the_workers_payload_converter():
+    """How a loaded state reaches the workflow (``load_account``'s result; JSON mode): a revived
+    run must still know that a repeated key was refused, and with what it was sent."""
+    bye = CloseAccount(command_id="bye", payout=True, reason="moved away")
+    state = after(opened(), FIRST, bye, Charge(command_id="late", amount=5))
+    converter = pydantic_data_converter.payload_converter
+    [back] = converter.from_payloads(converter.to_payloads([state]), [AccountState])
+
+    assert back == state
+    assert back.recent_commands.recorded("late") == Recorded(
+        5, PriorOutcome("rejected", "account is closed"),
+        Charge(command_id="late", amount=5).fingerprint())
