@@ -44,9 +44,9 @@ class Started:
     """What has been started so far, and how to stop each, in reverse order."""
 
     def __init__(self) -> None:
-        self._stops: list[tuple[str, Callable[[], None]]] = []
+        self._stops: list[tuple[str, Callable[[], object]]] = []
 
-    def add(self, name: str, stop: Callable[[], None]) -> None:
+    def add(self, name: str, stop: Callable[[], object]) -> None:
         self._stops.append((name, stop))
 
     def stop_all(self) -> bool:
