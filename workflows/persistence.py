@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.commands import Command, RefundCharge
     from domain.events import Event
     from domain.state import AccountState
+    from telemetry import accounts as metrics
     from workflows import replies
     from workflows.inbox import Inbox, Pending
     from workflows.interface import AccountView, AccountWorkflowInput, OpenOutcome
@@ -109,6 +110,7 @@ class Persisting:
                 break
             self._account = self._account.knowing(result.known_commands())
         self._account = after
+        metrics.decided(commands, decisions)
         return decisions
 
     async def _append(self, events: list[Event], after: AccountState) -> AppendResult:
