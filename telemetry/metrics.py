@@ -37,8 +37,9 @@ RELAY_LAG_EVENTS = "billing_relay_lag_events"
 RELAY_LAG_SECONDS = "billing_relay_lag_seconds"
 """Gauge: age of the oldest event the relay has not published (0: caught up)."""
 WORKFLOWS_REVIVED = "billing_workflows_revived"
-"""Counter (``billing_workflows_revived_total``), label ``reason``: account workflows started
-again because an open account's workflow was not running."""
+"""Counter (``billing_workflows_revived_total``), label ``status``: account workflow runs started
+from the log because the account's workflow was gone (terminated, or finished after a close), by
+what the log said of the account then (open, closed, missing)."""
 
 BUCKETS: Mapping[str, Sequence[float]] = {
     BATCH_COMMANDS: (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
@@ -91,7 +92,7 @@ def relay_lag(events: int, seconds: float) -> None:
     found.create_gauge_float(RELAY_LAG_SECONDS, "Age of the oldest event not published", "s").set(seconds)
 
 
-def workflows_revived(count: int = 1, reason: str = "not_running") -> None:
-    """Count account workflows started again (for the revival path)."""
-    meter().create_counter(WORKFLOWS_REVIVED, "Account workflows started again").add(
-        count, {"reason": reason})
+def workflows_revived(status: str, count: int = 1) -> None:
+    """Count account workflow runs revived from the log, by the account's ``status`` then."""
+    meter().create_counter(WORKFLOWS_REVIVED, "Account workflows started again from the log").add(
+        count, {"status": status})

@@ -52,6 +52,8 @@ class Persisting:
         assert self._input is not None
         self._account = await self._load()
         created = not self._account.exists and not self._input.revive
+        if self._input.revive:
+            metrics.revived(self._account)
         if created:
             await self._persist([self._input.open_command(workflow.now())])
         self._opened = OpenOutcome(created=created, account=AccountView.of(self._account))
