@@ -1,7 +1,8 @@
 """Metrics and JSON logs of the real processes: ``python worker.py`` with BILLING_METRICS_PORT=0
 and ``python -m gateway``, both with BILLING_LOG_FORMAT=json, over the test's Postgres and dev
 server. Traffic goes through the gateway (an open, funds, charges, a decline, a duplicate, a
-reused key, a rejection, a close), and one signal straight to the workflow (a reused key, which
+reused key, a rejection, a close refused for the balance, a close once it is spent, a charge
+that revives the finished workflow), and one signal straight to the workflow (a reused key, which
 the workflow logs); both endpoints are scraped before and after, parsed with
 ``prometheus_client.parser``, and every counter must have moved by exactly what was sent.
 """
@@ -111,8 +112,10 @@ TRAFFIC = [
     ("/accounts/m1/funds", "f1", {"amount": 999}, 422),          # the key reused: refused
     SIGNAL,                                                       # the same, as a signal
     ("/accounts/m1/funds", "f3", {"amount": 5, "currency": "EUR"}, 422),  # rejected
-    ("/accounts/m1/close", "x1", {"reason": "done"}, 200),
-    ("/accounts/m1/charges", "c3", {"amount": 1}, 409),          # closed: rejected
+    ("/accounts/m1/close", "x1", {"reason": "done"}, 409),      # a balance: rejected
+    ("/accounts/m1/charges", "c4", {"amount": 1_200}, 200),      # the balance to 0
+    ("/accounts/m1/close", "x2", {"reason": "done"}, 200),
+    ("/accounts/m1/charges", "c3", {"amount": 1}, 409),          # finished: revived, rejected
 ]
 
 
@@ -138,17 +141,25 @@ async def test_both_endpoints_count_exactly_what_was_sent_and_logs_are_json(
         labels(kind="add_funds", outcome="duplicate"): 1,
         labels(kind="add_funds", outcome="refused"): 2,
         labels(kind="add_funds", outcome="rejected"): 1,
-        labels(kind="charge", outcome="applied"): 1,
+        labels(kind="charge", outcome="applied"): 2,
         labels(kind="charge", outcome="declined"): 1,
         labels(kind="charge", outcome="rejected"): 1,
+        labels(kind="close", outcome="rejected"): 1,
         labels(kind="close", outcome="applied"): 1,
+        # The workflow's own: the close bills the period at once (INVOICE_DRAFTED, _FINALIZED).
+        labels(kind="draft_invoice", outcome="applied"): 1,
+        labels(kind="finalize_invoice", outcome="applied"): 1,
     }
+    # The closed account's workflow had finished: the gateway's client revived it for c3.
+    assert moved(before_worker, after_worker, "billing_workflows_revived_total") == {
+        labels(status="closed"): 1}
     batches = moved(before_worker, after_worker, "billing_batch_commands_sum")
-    assert batches == {labels(): len(TRAFFIC)}  # every command was in exactly one batch
+    commands = len(TRAFFIC) + 2  # with the final invoice's two
+    assert batches == {labels(): commands}  # every command was in exactly one batch
     appends = moved(before_worker, after_worker, "billing_append_seconds_count")[labels()]
     # Each store call appends; the duplicate and the refusal (no events) may have gone alone.
     stores = moved(before_worker, after_worker, "billing_batch_commands_count")[labels()]
-    assert 1 <= appends <= stores <= len(TRAFFIC)
+    assert 1 <= appends <= stores <= commands
     assert any(name.startswith("temporal_") for name, _ in after_worker), "the SDK's own metrics"
 
     route = "/accounts/{account_id}"
@@ -156,9 +167,10 @@ async def test_both_endpoints_count_exactly_what_was_sent_and_logs_are_json(
         labels(method="POST", route="/accounts", status="201"): 1,
         labels(method="POST", route=f"{route}/funds", status="200"): 3,
         labels(method="POST", route=f"{route}/funds", status="422"): 2,  # no request for SIGNAL
-        labels(method="POST", route=f"{route}/charges", status="200"): 1,
+        labels(method="POST", route=f"{route}/charges", status="200"): 2,
         labels(method="POST", route=f"{route}/charges", status="402"): 1,
         labels(method="POST", route=f"{route}/charges", status="409"): 1,
+        labels(method="POST", route=f"{route}/close", status="409"): 1,
         labels(method="POST", route=f"{route}/close", status="200"): 1,
         labels(method="GET", route="/metrics", status="200"): 1,  # the first scrape
     }
