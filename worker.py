@@ -9,9 +9,11 @@ At start it waits for Postgres and then Temporal (capped backoff, one log line p
 owner's URL (safe when several workers start at once), checks that the database is migrated and
 that its own role cannot change the event log, registers the account workflow's search
 attributes if the namespace lacks them, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
-SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. See
-``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
-unavailable at the deadline (or the worker failed), 2 configuration or an unmigrated database.
+SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. With
+``BILLING_METRICS_PORT`` set it serves Prometheus metrics, the SDK's and ours (``telemetry``).
+See ``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
+unavailable at the deadline (or the worker failed), 2 configuration (a metrics port taken too)
+or an unmigrated database.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from outages.dependencies import (
 )
 from projections import PROJECTIONS
 from projections.runner import ProjectionRunner
+from telemetry import lag, logs, runtime
 from workflows.account import AccountWorkflow
 
 log = logging.getLogger("billing.worker")
@@ -89,6 +92,7 @@ async def serve(settings: Settings) -> None:
     """Wait for the services, then run the worker until SIGINT or SIGTERM. Raises
     ``Unavailable`` if Postgres or Temporal is still away at the deadline."""
     stop = _stop_on_signals()
+    runtime.start(settings)  # before any client: the metrics endpoint, if asked for
     startup = Startup(settings, stop)
     try:
         pool = await startup.database()
@@ -118,8 +122,9 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
-def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Event) -> asyncio.Future[None]:
-    """The projection runner in the background (done at once when ``BILLING_PROJECTIONS=0``)."""
+def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Event) -> asyncio.Future[Any]:
+    """The projection runner in the background (done at once when ``BILLING_PROJECTIONS=0``),
+    and with metrics on, the sampling of its lag."""
     if not settings.projections:
         return asyncio.ensure_future(asyncio.sleep(0))
     url, role = settings.require_database_url(), settings.database_role
@@ -131,7 +136,10 @@ def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Ev
         return conn
 
     log.info("projections running: %s", ", ".join(p.name for p in PROJECTIONS))
-    return asyncio.ensure_future(ProjectionRunner(pool, PROJECTIONS).run(stop, listener))
+    running = [ProjectionRunner(pool, PROJECTIONS).run(stop, listener)]
+    if settings.metrics_port is not None:
+        running.append(lag.keep_sampling(pool, stop))
+    return asyncio.gather(*running)
 
 
 T = TypeVar("T")
@@ -221,16 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     arguments = argparse.ArgumentParser(
         description="Run the billing worker (account workflows and event-store activities).",
         epilog="Settings come from DATABASE_URL, BILLING_MIGRATION_URL, TEMPORAL_ADDRESS, "
-               "TEMPORAL_NAMESPACE, BILLING_TASK_QUEUE, BILLING_STARTUP_TIMEOUT, BILLING_DB_ROLE and "
-               "BILLING_WORKFLOW_SANDBOX (see config.py). Exit codes: 0 stopped, 1 a service still "
-               "unavailable after BILLING_STARTUP_TIMEOUT (or a failure), 2 configuration.",
+               "TEMPORAL_NAMESPACE, BILLING_TASK_QUEUE, BILLING_STARTUP_TIMEOUT, BILLING_DB_ROLE, "
+               "BILLING_WORKFLOW_SANDBOX, BILLING_METRICS_PORT and BILLING_LOG_FORMAT (see config.py). "
+               "Exit codes: 0 stopped, 1 a service still unavailable after BILLING_STARTUP_TIMEOUT "
+               "(or a failure), 2 configuration.",
     )
     arguments.add_argument("--migrate", action="store_true",
                            help="apply pending migrations with BILLING_MIGRATION_URL, then exit")
     args = arguments.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("text")
     try:
         settings = Settings.from_env()
+        logs.configure(settings.log_format)
         asyncio.run(migrate_only(settings) if args.migrate else serve(settings))
         return 0
     except (ConfigError, DatabaseNotReady) as error:
