@@ -26,11 +26,11 @@ from client import (
 )
 from domain.commands import AddFunds, Charge, CloseAccount
 from starter import cli, output
-from starter.operations_grammar import PASS_THROUGH
 from starter.accounts import cli_error
 from starter.demo import UPDATE_EVERY, plan
 from starter.errors import CliError, ExitCode
 from starter.inputs import check_command_fields, close_command, money_command, open_input, parse_amount
+from starter.operations_grammar import PASS_THROUGH
 from starter.output import money
 from workflows.interface import ADD_FUNDS, CHARGE, AccountView, CommandOutcome, OpenOutcome
 
