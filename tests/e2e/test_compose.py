@@ -10,6 +10,7 @@ engine: scripts/compose-smoke.sh.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -103,6 +104,23 @@ def test_compose_check_refuses_a_broken_file(compose_check: Path, tmp_path: Path
     broken.write_text("services:\n  a:\n    image: busybox:1.37.0\n    helthcheck: {}\n")
     unknown = check(compose_check, "-q", env={}, file=broken)
     assert unknown.returncode == 1 and "helthcheck" in unknown.stderr
+
+
+def test_the_smoke_override_publishes_nothing(compose_check: Path) -> None:
+    result = check(compose_check, "-f", str(ROOT / "docker" / "compose.smoke.yml"), "-profile", "*",
+                   "-format", "json")
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)["services"]
+    assert set(resolved) == CORE | STREAM
+    assert {name: service.get("ports") for name, service in resolved.items() if service.get("ports")} == {}
+
+
+def test_the_shell_scripts_pass_shellcheck() -> None:
+    shellcheck = str(Path(sys.executable).parent / "shellcheck")
+    posix = [ROOT / "docker" / "postgres-init.sh", *sorted((ROOT / "docker" / "temporal").glob("*.sh"))]
+    for args in (["--shell=sh", *map(str, posix)], [str(ROOT / "scripts" / "compose-smoke.sh")]):
+        result = subprocess.run([shellcheck, *args], capture_output=True, text=True, timeout=CHECK_TIMEOUT)
+        assert result.returncode == 0, result.stdout
 
 
 def test_every_image_is_pinned() -> None:
