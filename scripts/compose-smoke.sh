@@ -10,7 +10,8 @@
 # with throwaway passwords (unless BILLING_*_PASSWORD are set) and no host ports
 # (docker/compose.smoke.yml), waits until every long-running service is healthy, then runs,
 # inside the network: the CLI demo and `billing check` (exit 0: everything reconciles), a
-# fund and a read through the HTTP gateway, and with Kafka, one message from the relay's topic.
+# fund and a read through the HTTP gateway, a visibility query on the search attributes, and
+# with Kafka, one message from the relay's topic.
 # It tears everything down (volumes too) on the way out, and leaves the services' logs in
 # .data/compose-smoke.log. Exit code 0: the stack works.
 set -euo pipefail
@@ -95,6 +96,19 @@ assert outcome["status"] == "applied", outcome
 assert call("GET", "/accounts/smoke-http")["balance"] == 1250
 print("gateway: opened, funded and read smoke-http")
 PY
+
+echo "== the account is found by its search attributes (registered by temporal-setup)"
+# Visibility lags the workflow by a moment: asked a few times.
+found=0
+for _ in $(seq 30); do
+    found=$(compose run --rm --no-deps --entrypoint temporal temporal-setup workflow count \
+        --address temporal:7233 --namespace "${TEMPORAL_NAMESPACE:-default}" \
+        --query 'BillingAccountId="smoke-http" AND BillingBalance=1250 AND BillingStatus="open"' \
+        | grep -o '[0-9]\+' | tail -n 1 || true)
+    [ "$found" = 1 ] && break
+    sleep 2
+done
+[ "$found" = 1 ] || { echo "compose-smoke: smoke-http not found by its search attributes" >&2; exit 1; }
 
 if [ ${#profiles[@]} -gt 0 ]; then
     echo "== the relay's topic holds the events"

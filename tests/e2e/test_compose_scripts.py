@@ -1,8 +1,8 @@
 """The scripts docker-compose.yml runs inside its containers, run here against real services:
 docker/postgres-init.sh (the postgres image's init step) on a fresh embedded Postgres, and
 docker/temporal/setup.sh (the admin-tools one-shot: namespace, search attributes) with the
-same `temporal` CLI against the dev server. docker/temporal/schema.sh needs temporal-sql-tool:
-tests/e2e/test_compose_topology.py (slow) builds it and runs the whole chain."""
+same `temporal` CLI against the dev server. docker/temporal/schema.sh needs temporal-sql-tool,
+which only the admin-tools image has: it runs in scripts/compose-smoke.sh, where an engine is."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.db import check_worker_database, migrate
 from devstack.postgres import with_user
+from operations.search_attributes import ensure_search_attributes
 from tests.conftest import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +119,8 @@ async def test_temporal_setup_creates_the_namespace_and_search_attributes(
     assert {name: kind for name, kind in listed.custom_attributes.items() if name.startswith("Billing")} == {
         "BillingAccountId": keyword, "BillingCurrency": keyword, "BillingStatus": keyword,
         "BillingBalance": integer}
+    # The worker, started after the one-shot, finds nothing to add (it would register them itself).
+    assert await ensure_search_attributes(client, namespace) == []
 
 
 async def test_temporal_setup_names_a_conflicting_search_attribute(temporal_env: WorkflowEnvironment) -> None:
