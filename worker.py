@@ -24,33 +24,26 @@ import logging
 import os
 import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import BillingActivities
-from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
+from activities.db import DatabaseNotReady
 from activities.event_store import EventStore
 from activities.snapshots import DEFAULT_EVERY as DEFAULT_SNAPSHOT_EVERY
-from config import ConfigError, Settings, connect_temporal
-from operations.search_attributes import SearchAttributesMissing, ensure_search_attributes
-from outages.backoff import Deadline
+from config import ConfigError, Settings
+from operations.startup import Startup
 from outages.dependencies import (
     Stopped,
     Unavailable,
-    postgres_reason,
-    postgres_where,
-    temporal_reason,
-    wait_for,
 )
 from projections import PROJECTIONS
 from projections.runner import ProjectionRunner
@@ -140,72 +133,6 @@ def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Ev
     if settings.metrics_port is not None:
         running.append(lag.keep_sampling(pool, stop))
     return asyncio.gather(*running)
-
-
-T = TypeVar("T")
-TEMPORAL_ATTEMPT_TIMEOUT = 15.0  # seconds for one connect-and-describe; a dropped packet is no answer
-POOL_OPEN_TIMEOUT = 10.0
-
-
-class Startup:
-    """The steps before serving, each waited for with capped backoff under one deadline,
-    ``BILLING_STARTUP_TIMEOUT`` from now."""
-
-    def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
-        self.settings, self.stop = settings, stop
-        self.deadline = Deadline.after(settings.startup_timeout, time.monotonic())
-
-    async def migrate(self) -> list[str]:
-        """Apply pending migrations as the owner. A connection lost midway rolls the whole
-        transaction back, and the next attempt starts over."""
-        url = self.settings.require_migration_url()
-        applied = await self._postgres(url, lambda: migrate(url))
-        log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-        return applied
-
-    async def database(self) -> AsyncConnectionPool:
-        """Migrate if given the owner's URL, check the database as the worker, open the pool."""
-        url, role = self.settings.require_database_url(), self.settings.database_role
-        if self.settings.migration_url:
-            await self.migrate()
-        await self._postgres(url, lambda: check_worker_database(url, role=role))
-        return await self._postgres(url, lambda: _opened_pool(url, role))
-
-    async def temporal(self) -> Client:
-        """Reach Temporal, then register the account workflow's search attributes if missing."""
-        settings = self.settings
-
-        async def reach() -> Client:
-            async with asyncio.timeout(TEMPORAL_ATTEMPT_TIMEOUT):
-                client = await connect_temporal(settings)
-                # A dev server accepts connections a moment before it knows its namespace.
-                await client.workflow_service.describe_namespace(
-                    DescribeNamespaceRequest(namespace=settings.temporal_namespace))
-                return client
-
-        client = await wait_for("Temporal", f"{settings.temporal_address} (namespace "
-                                f"{settings.temporal_namespace})", reach, reason=temporal_reason,
-                                deadline=self.deadline, stop=self.stop)
-        try:
-            if added := await ensure_search_attributes(client, settings.temporal_namespace):
-                log.info("search attributes registered: %s", ", ".join(added))
-        except SearchAttributesMissing as error:
-            raise ConfigError(str(error)) from error
-        return client
-
-    async def _postgres(self, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        return await wait_for("Postgres", postgres_where(url), attempt, reason=postgres_reason,
-                              deadline=self.deadline, stop=self.stop)
-
-
-async def _opened_pool(url: str, role: str | None) -> AsyncConnectionPool:
-    pool = open_pool(url, role=role)
-    try:
-        await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
-    except BaseException:
-        await pool.close()
-        raise
-    return pool
 
 
 def _stop_on_signals() -> asyncio.Event:
