@@ -7,7 +7,15 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from client import AccountClient, AccountClosedError, AccountHasBalance, AccountNotFound
+from client import (
+    AccountClient,
+    AccountClosedError,
+    AccountExists,
+    AccountHasBalance,
+    AccountNotFound,
+    CommandRejectedError,
+    IdempotencyKeyReused,
+)
 from domain.commands import AddFunds, Charge
 from operations.reconcile import reconcile
 from tests.integration.helpers import (
@@ -86,7 +94,8 @@ async def test_a_command_to_an_account_never_opened_is_not_found_and_leaves_noth
         await accounts.send_one(ghost, Charge(command_id="g-2", amount=5))
     with pytest.raises(AccountNotFound):
         await accounts.close(ghost, command_id="g-3")
-    await accounts.send_one(ghost, AddFunds(command_id="g-4", amount=5), wait=False)
+    with pytest.raises(AccountNotFound):  # a signal too: the revival before it learns so
+        await accounts.send_one(ghost, AddFunds(command_id="g-4", amount=5), wait=False)
     with pytest.raises(AccountNotFound):
         await accounts.revive(ghost)
 
@@ -127,8 +136,8 @@ async def test_closing_with_a_balance_needs_a_payout(accounts, pool):
 
     with pytest.raises(AccountHasBalance) as holding:
         await accounts.close(account, command_id="bye-1")
-    with pytest.raises(AccountHasBalance):
-        await accounts.close(account, command_id="bye-2", payout=True)  # no reason
+    with pytest.raises(CommandRejectedError, match="a payout needs a reason"):
+        await accounts.close(account, command_id="bye-2", payout=True)
     paid = await accounts.close(account, command_id="bye-3", payout=True, reason="sent by wire")
 
     assert holding.value.outcome.balance == 1_250 and "1250" in str(holding.value)
@@ -159,3 +168,27 @@ async def test_check_reports_an_open_account_without_a_workflow_and_repair_reviv
     assert after.ok and after.workflows_checked == 1
     assert (await accounts.state(account, running_only=True)).balance == 10
 
+
+
+async def test_a_close_key_reused_for_another_command_is_refused_after_the_run_ended(accounts, pool):
+    account = new_account_id()
+    await accounts.open(account, "USD")
+    await accounts.add_funds(account, 40, command_id="f-1")
+    await accounts.close(account, command_id="bye", reason="left", payout=True)
+    await workflow_result(accounts.handle(account))
+
+    with pytest.raises(IdempotencyKeyReused, match="close"):
+        await accounts.add_funds(account, 44, command_id="bye")
+    with pytest.raises(IdempotencyKeyReused):
+        await accounts.close(account, command_id="bye", reason="another reason", payout=True)
+    again = await accounts.close(account, command_id="bye", reason="left", payout=True)
+    assert again is not None and (again.status, again.original_status) == ("duplicate", "applied")
+
+
+async def test_opening_a_closed_account_again_is_account_exists(accounts):
+    account = new_account_id()
+    await accounts.open(account, "USD")
+    await accounts.close(account, command_id="bye")
+    await workflow_result(accounts.handle(account))
+    with pytest.raises(AccountExists, match="closed"):
+        await accounts.open(account, "USD")
