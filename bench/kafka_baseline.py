@@ -12,8 +12,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.workloads import Result
 from relay.messages import Message, Routes
-from relay.publisher import ensure_topics
 from relay.settings import KafkaSettings
+from relay.topics import ensure_topics
 
 PACE = 0.05  # seconds between appends in the delay test
 WARM_UP = 5  # appends sent, and not timed, before the timed ones: new topics, first fetches

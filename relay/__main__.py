@@ -6,7 +6,8 @@
 Reads the gap-safe feed as the worker's role (SELECT on ``account_events`` is all it needs) and
 publishes it with one transactional producer (``relay.publisher``). Settings: ``DATABASE_URL``
 (and ``BILLING_DB_ROLE``, see ``config.py``) and the ``KAFKA_*`` variables of
-``relay.settings``. Without ``KAFKA_BOOTSTRAP_SERVERS`` the relay is off: it says so and exits 0.
+``relay.settings``; ``BILLING_LOG_FORMAT`` (text or json) and ``BILLING_RELAY_METRICS_PORT`` (its
+lag as Prometheus gauges). Without ``KAFKA_BOOTSTRAP_SERVERS`` the relay is off: it says so and exits 0.
 Outages of Postgres or Kafka pause it (one log line per attempt) for as long as they last.
 
 Exit codes: 0 stopped when asked (or off), 1 fenced by another relay with the same
@@ -22,9 +23,10 @@ import signal
 import sys
 
 from config import ConfigError, Settings
-from relay.publisher import RelayFenced, RelaySetupError
+from relay.errors import RelayFenced, RelaySetupError
 from relay.runner import CheckpointAhead, Relay
 from relay.settings import KafkaConfigError, KafkaSettings
+from telemetry import logs, runtime
 
 log = logging.getLogger("billing.relay")
 
@@ -48,6 +50,8 @@ def main() -> int:
             return 0
         settings = Settings.from_env()
         settings.require_database_url()
+        logs.configure(settings.log_format)
+        runtime.start(settings.model_copy(update={"metrics_port": kafka.metrics_port}))
         asyncio.run(serve(kafka, settings))
         return 0
     except (KafkaConfigError, ConfigError, RelaySetupError, CheckpointAhead) as error:

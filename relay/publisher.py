@@ -27,42 +27,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from projections.feed import FeedEvent
+from relay.errors import KafkaUnavailable, RelayFenced, RelaySetupError
 from relay.messages import Checkpoint, Routes, messages
 from relay.settings import KafkaSettings
+from relay.topics import TIMEOUT, ensure_topics, quiet
 
-TIMEOUT = 30.0
-"""Seconds for one blocking Kafka call (a commit, an init, a metadata request)."""
 TRANSACTION_TIMEOUT_MS = 60_000
 """How long the broker keeps a transaction open without its producer, before it aborts it."""
 CHECKPOINT_TAIL = 200
 """Offsets before the end of the checkpoint topic read first; the whole topic if ours is not there."""
-CHECKPOINT_TOPIC_CONFIG = {
-    # Small segments: compaction never touches the active one, and should keep a few records
-    # per relay rather than one per transaction ever committed.
-    "cleanup.policy": "compact", "segment.bytes": str(1024 * 1024), "segment.ms": str(3_600_000),
-}
 _FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
            KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED}
 
 log = logging.getLogger("billing.relay.kafka")
-quiet = logging.getLogger("billing.relay.librdkafka")
-quiet.addHandler(logging.NullHandler())
-quiet.propagate = False  # the client logs every reconnect attempt; its errors reach us once each (error_cb)
-
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not answer, or a transaction failed: start over from the committed checkpoint."""
-
-
-class RelayFenced(RuntimeError):
-    """Another relay with the same ``transactional.id`` took over; this one must stop."""
-
-
-class RelaySetupError(RuntimeError):
-    """The topics are not as the relay needs them (the message says what to do)."""
 
 
 class Publisher:
@@ -161,34 +140,6 @@ def _discard(producer: Producer) -> None:
         producer.abort_transaction(1)
     producer.purge()
     producer.flush(0)
-
-
-def ensure_topics(servers: str, routes: Routes, settings: KafkaSettings, timeout: float = TIMEOUT) -> None:
-    """Create the event topics (``settings.partitions`` each) and the compacted checkpoint topic
-    (one partition) unless they exist, with the cluster's default replication factor."""
-    config: dict[str, Any] = {"bootstrap.servers": servers, "logger": quiet}
-    admin = AdminClient(config)
-    wanted = [NewTopic(topic, num_partitions=settings.partitions, replication_factor=-1)
-              for topic in routes.all_topics]
-    wanted.append(NewTopic(settings.checkpoints_topic, num_partitions=1, replication_factor=-1,
-                           config=CHECKPOINT_TOPIC_CONFIG))
-    for topic, future in admin.create_topics(wanted, request_timeout=timeout).items():
-        try:
-            future.result(timeout)
-        except KafkaException as exception:
-            error = exception.args[0]
-            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise KafkaUnavailable(f"creating topic {topic}: {error.str()}") from None
-            continue
-        log.info("created topic %s", topic)
-    try:
-        found = admin.list_topics(settings.checkpoints_topic, timeout=timeout).topics
-    except KafkaException as exception:
-        raise KafkaUnavailable(f"describing {settings.checkpoints_topic}: {exception}") from None
-    partitions = len(found[settings.checkpoints_topic].partitions)
-    if partitions != 1:
-        raise RelaySetupError(f"topic {settings.checkpoints_topic} has {partitions} partitions; the "
-                              "relay keeps its checkpoint in a topic of exactly one")
 
 
 def read_checkpoint(servers: str, topic: str, relay_id: str, timeout: float = TIMEOUT) -> Checkpoint | None:

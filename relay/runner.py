@@ -22,9 +22,11 @@ from psycopg import AsyncConnection, sql
 
 from outages.backoff import Backoff
 from projections import feed
+from relay.errors import KafkaUnavailable
 from relay.messages import START, Checkpoint, Routes
-from relay.publisher import KafkaUnavailable, Publisher
+from relay.publisher import Publisher
 from relay.settings import KafkaSettings
+from telemetry import metrics
 
 IDLE_WAIT = 1.0
 """Seconds to wait for an announcement of new events before looking anyway."""
@@ -106,11 +108,13 @@ class Relay:
         return bool(events)
 
     async def lag(self) -> feed.Lag:
-        """Events of the log not yet published, and the age of the oldest of them."""
+        """Events of the log not yet published, and the age of the oldest of them; also set as
+        the gauges ``billing_relay_lag_events`` and ``billing_relay_lag_seconds``."""
         if self._conn is None or self.checkpoint is None:
             raise KafkaUnavailable("the relay is not connected")
-        self.last_lag = await feed.lag(self._conn, self.checkpoint.at)
-        return self.last_lag
+        self.last_lag = lag = await feed.lag(self._conn, self.checkpoint.at)
+        metrics.relay_lag(lag.events, lag.seconds)
+        return lag
 
     def status(self) -> RelayStatus:
         return RelayStatus(self.checkpoint or START, self.published, self.last_lag,

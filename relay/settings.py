@@ -10,6 +10,7 @@
 |                              |                          | key of its checkpoint                 |
 | KAFKA_TOPIC_PARTITIONS       | 6                        | partitions of a topic the relay makes |
 | KAFKA_RELAY_BATCH            | 500                      | events per Kafka transaction, at most |
+| BILLING_RELAY_METRICS_PORT   | (none: off)              | the relay's Prometheus endpoint (lag) |
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 ACCOUNT_EVENTS_TOPIC = "billing.account-events"
 INVOICES_TOPIC = "billing.invoices"
@@ -28,6 +30,7 @@ PARTITIONS = 6
 the account id), so six is how many consumers of one group can share the accounts. Never
 change it on a live topic: the account -> partition map would change with it."""
 RELAY_BATCH = 500
+T = TypeVar("T", int, None)
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _SERVER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s,:\[\]]+):\d{1,5}")
 
@@ -45,6 +48,7 @@ class KafkaSettings:
     relay_id: str = RELAY_ID
     partitions: int = PARTITIONS
     relay_batch: int = RELAY_BATCH
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KafkaSettings:
@@ -61,6 +65,8 @@ class KafkaSettings:
             relay_id=_relay_id(env),
             partitions=_count(env, "KAFKA_TOPIC_PARTITIONS", PARTITIONS, 1, 10_000),
             relay_batch=_count(env, "KAFKA_RELAY_BATCH", RELAY_BATCH, 1, 100_000),
+            # Its own variable: the worker's BILLING_METRICS_PORT is often in the same environment.
+            metrics_port=_count(env, "BILLING_RELAY_METRICS_PORT", None, 0, 65_535),
         )
 
     @property
@@ -108,7 +114,7 @@ def _relay_id(env: Mapping[str, str]) -> str:
     return value
 
 
-def _count(env: Mapping[str, str], variable: str, default: int, low: int, high: int) -> int:
+def _count(env: Mapping[str, str], variable: str, default: T, low: int, high: int) -> int | T:
     value = env.get(variable, "").strip()
     if not value:
         return default

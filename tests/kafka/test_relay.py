@@ -22,8 +22,9 @@ from client import AccountClient
 from devstack.kafka import KafkaBroker
 from projections import feed
 from projections.feed import FeedPosition
+from relay.errors import RelayFenced
 from relay.messages import INVOICE_TYPES, Checkpoint, Routes
-from relay.publisher import Publisher, RelayFenced, read_checkpoint
+from relay.publisher import Publisher, read_checkpoint
 from relay.runner import CheckpointAhead, Relay
 from relay.settings import KafkaSettings
 from tests.kafka.clients import transactional_producer

@@ -85,17 +85,18 @@ def test_a_value_that_is_no_checkpoint_is_refused(raw: bytes) -> None:
 
 def test_relay_variables() -> None:
     settings = KafkaSettings.from_env({"KAFKA_RELAY_ID": "relay-eu.1", "KAFKA_TOPIC_PARTITIONS": "12",
-                                       "KAFKA_RELAY_BATCH": "50", "KAFKA_TOPIC_RELAY_CHECKPOINTS": "cp"})
-    assert (settings.relay_id, settings.partitions, settings.relay_batch, settings.checkpoints_topic) == (
-        "relay-eu.1", 12, 50, "cp")
+                                       "KAFKA_RELAY_BATCH": "50", "KAFKA_TOPIC_RELAY_CHECKPOINTS": "cp",
+                                       "BILLING_RELAY_METRICS_PORT": "9465"})
+    assert (settings.relay_id, settings.partitions, settings.relay_batch, settings.checkpoints_topic,
+            settings.metrics_port) == ("relay-eu.1", 12, 50, "cp", 9465)
     defaults = KafkaSettings.from_env({})
-    assert (defaults.relay_id, defaults.partitions, defaults.relay_batch, defaults.checkpoints_topic) == (
-        "billing-relay", 6, 500, "billing.relay-checkpoints")
+    assert (defaults.relay_id, defaults.partitions, defaults.relay_batch, defaults.checkpoints_topic,
+            defaults.metrics_port) == ("billing-relay", 6, 500, "billing.relay-checkpoints", None)
 
 
 @pytest.mark.parametrize(("variable", "value"), [
     ("KAFKA_TOPIC_PARTITIONS", "0"), ("KAFKA_RELAY_BATCH", "ten"), ("KAFKA_RELAY_BATCH", "-5"),
-    ("KAFKA_RELAY_ID", "has space")])
+    ("KAFKA_RELAY_ID", "has space"), ("BILLING_RELAY_METRICS_PORT", "70000")])
 def test_malformed_relay_variables_are_refused(variable: str, value: str) -> None:
     with pytest.raises(KafkaConfigError, match=variable):
         KafkaSettings.from_env({variable: value})
