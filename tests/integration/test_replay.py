@@ -34,7 +34,8 @@ async def everything(conn: psycopg.AsyncConnection) -> dict[str, list[tuple[Any,
 
 
 async def traffic(accounts: AccountClient, count: int = 3, prefix: str = "") -> list[str]:
-    """Open accounts and send funds, charges (some declined) and a close."""
+    """Open accounts and send funds, charges (some declined) and a close with a payout (which
+    also makes the final invoice)."""
     ids = [f"{prefix}{new_account_id()}" for _ in range(count)]
     for index, account_id in enumerate(ids):
         await accounts.open(account_id, "EUR" if index % 2 else "USD", overdraft_limit=100)
@@ -45,7 +46,8 @@ async def traffic(accounts: AccountClient, count: int = 3, prefix: str = "") -> 
             else:
                 with contextlib.suppress(InsufficientFunds):
                     await accounts.charge(account_id, 250 * step + 50, command_id=f"c{step}")
-    await accounts.close(ids[0], command_id="bye")
+    await accounts.close(ids[0], command_id="bye", reason="test", payout=True)
+    await asyncio.wait_for(accounts.handle(ids[0]).result(), 30)  # its final invoice is made
     return ids
 
 
