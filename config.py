@@ -19,6 +19,10 @@
 | BILLING_SNAPSHOT_EVERY | 100            | a snapshot of an account every K events    |
 |                      |                  | (0: none)                                  |
 | BILLING_PROJECTIONS  | 1                | 0: the worker does not run the projections |
+| BILLING_INVOICE_PREFIX | INV-           | invoice numbers: PREFIX + year + -000123   |
+| BILLING_CREDIT_NOTE_PREFIX | CN-        | credit note numbers, a series of their own |
+| BILLING_INVOICE_GRACE | 0               | seconds between a period's end and its     |
+|                      |                  | invoice's finalization (set at open)       |
 
 Each can also come from a ``.env`` file in the working directory; the environment wins.
 
@@ -66,6 +70,10 @@ class Settings(BaseSettings):
     startup_timeout: float = _env("BILLING_STARTUP_TIMEOUT", 300.0, ge=0, allow_inf_nan=False)
     snapshot_every: int = _env("BILLING_SNAPSHOT_EVERY", 100, ge=0)
     projections: bool = _env("BILLING_PROJECTIONS", True)
+    invoice_prefix: str = _env("BILLING_INVOICE_PREFIX", "INV-", pattern=r"^[A-Za-z0-9_.-]{0,20}$")
+    credit_note_prefix: str = _env("BILLING_CREDIT_NOTE_PREFIX", "CN-",
+                                   pattern=r"^[A-Za-z0-9_.-]{0,20}$")
+    invoice_grace_seconds: float = _env("BILLING_INVOICE_GRACE", 0.0, ge=0, allow_inf_nan=False)
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -7,7 +7,8 @@
 At start it waits for Postgres and then Temporal (capped backoff, one log line per attempt,
 ``BILLING_STARTUP_TIMEOUT`` in all), applies pending migrations as the owner if it has the
 owner's URL (safe when several workers start at once), checks that the database is migrated and
-that its own role cannot change the event log, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
+that its own role cannot change the event log, registers the account workflow's search
+attributes if the namespace lacks them, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
 SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. See
 ``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
 unavailable at the deadline (or the worker failed), 2 configuration or an unmigrated database.
@@ -34,10 +35,12 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from activities.billing import BillingActivities
 from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
 from activities.event_store import EventStore
 from activities.snapshots import DEFAULT_EVERY as DEFAULT_SNAPSHOT_EVERY
 from config import ConfigError, Settings, connect_temporal
+from operations.search_attributes import SearchAttributesMissing, ensure_search_attributes
 from outages.backoff import Deadline
 from outages.dependencies import (
     Stopped,
@@ -61,7 +64,8 @@ listed beside it take precedence (docs/decisions.md, "Raw payloads")."""
 
 def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
                  sandboxed: bool = True, workflows: Sequence[type] = WORKFLOWS,
-                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY, **options: Any) -> Worker:
+                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY, invoice_prefix: str = "INV-",
+                 credit_note_prefix: str = "CN-", **options: Any) -> Worker:
     """The worker for ``task_queue``, with every workflow and activity of the service.
 
     ``sandboxed`` runs the workflows in the SDK's sandbox, which refuses non-deterministic
@@ -72,7 +76,9 @@ def build_worker(client: Client, pool: AsyncConnectionPool, task_queue: str, *,
         task_queue=task_queue,
         workflow_runner=SandboxedWorkflowRunner() if sandboxed else UnsandboxedWorkflowRunner(),
         workflows=list(workflows),
-        activities=EventStore(pool, snapshot_every=snapshot_every).activities,
+        activities=[*EventStore(pool, snapshot_every=snapshot_every).activities,
+                    *BillingActivities(pool, invoice_prefix=invoice_prefix,
+                                       credit_note_prefix=credit_note_prefix).activities],
         graceful_shutdown_timeout=timedelta(seconds=10),
         disable_payload_error_limit=True,  # docs/decisions.md, "Oversized updates"
         **options,
@@ -93,7 +99,9 @@ async def serve(settings: Settings) -> None:
         client = await startup.temporal()
         async with build_worker(client, pool, settings.task_queue,
                                 sandboxed=settings.workflow_sandbox,
-                                snapshot_every=settings.snapshot_every):
+                                snapshot_every=settings.snapshot_every,
+                                invoice_prefix=settings.invoice_prefix,
+                                credit_note_prefix=settings.credit_note_prefix):
             log.info("worker polling task queue %r on %s (namespace %s)%s", settings.task_queue,
                      settings.temporal_address, settings.temporal_namespace,
                      ", workflows sandboxed" if settings.workflow_sandbox else "")
@@ -156,6 +164,7 @@ class Startup:
         return await self._postgres(url, lambda: _opened_pool(url, role))
 
     async def temporal(self) -> Client:
+        """Reach Temporal, then register the account workflow's search attributes if missing."""
         settings = self.settings
 
         async def reach() -> Client:
@@ -166,9 +175,15 @@ class Startup:
                     DescribeNamespaceRequest(namespace=settings.temporal_namespace))
                 return client
 
-        return await wait_for("Temporal", f"{settings.temporal_address} (namespace "
-                              f"{settings.temporal_namespace})", reach, reason=temporal_reason,
-                              deadline=self.deadline, stop=self.stop)
+        client = await wait_for("Temporal", f"{settings.temporal_address} (namespace "
+                                f"{settings.temporal_namespace})", reach, reason=temporal_reason,
+                                deadline=self.deadline, stop=self.stop)
+        try:
+            if added := await ensure_search_attributes(client, settings.temporal_namespace):
+                log.info("search attributes registered: %s", ", ".join(added))
+        except SearchAttributesMissing as error:
+            raise ConfigError(str(error)) from error
+        return client
 
     async def _postgres(self, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
         return await wait_for("Postgres", postgres_where(url), attempt, reason=postgres_reason,

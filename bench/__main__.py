@@ -20,7 +20,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from bench import workloads
+from bench import replay, workloads
 from bench.baseline import run_baseline
 from bench.stack import Stack, peak_rss_mib, rss_mib, running_stack
 from client import AccountClient
@@ -39,12 +39,16 @@ class Sizes:
     latency_samples: int
     long_run: int
     compared: int  # commands for the regular-activity comparison
+    fold: int  # events folded in memory
+    replay_accounts: int  # the replayed log: accounts x events each
+    replay_events: int
 
     @classmethod
     def of(cls, quick: bool) -> Sizes:
         if quick:
-            return cls(500, 200, 4, 2_000, 4, 200, 1_000, 30, 2_000, 1_000)
-        return cls(4_000, 1_000, 20, 20_000, 8, 800, 20_000, 200, 100_000, 10_000)
+            return cls(500, 200, 4, 2_000, 4, 200, 1_000, 30, 2_000, 1_000, 20_000, 200, 100)
+        return cls(4_000, 1_000, 20, 20_000, 8, 800, 20_000, 200, 100_000, 10_000, 1_000_000,
+                   10_000, 100)
 
 
 @dataclass
@@ -186,15 +190,7 @@ async def memory_rows(run: Run, accounts: AccountClient) -> None:
             f"{result.rate:,.0f} ops/s", await run.verify([long], {long: sizes.long_run}))
     dev_server_peak = peak_rss_mib(run.stack.dev_server.process.pid)
     run.add("7. dev server peak RSS", "whole run", f"{dev_server_peak:.0f} MiB")
-    started = time.perf_counter()
-    from activities.contracts import LoadAccount
-    from activities.db import open_pool
-    from activities.event_store import EventStore
-    async with open_pool(run.stack.database_url) as pool:
-        state = await EventStore(pool).load_account(LoadAccount(account_id=long))
-    seconds = time.perf_counter() - started
-    run.add("7. rebuild from the log (load_account)", f"{state.version} events",
-            f"{state.version / seconds:,.0f} events/s")
+    await replay.load_rows(run, long)
 
 
 def _ratio(rate: float, baseline: float) -> str:
@@ -223,6 +219,9 @@ async def main_async(args: argparse.Namespace) -> int:
         await service_rows(run, accounts)
         await comparison_rows(run, accounts)
         await memory_rows(run, accounts)
+        replay.fold_row(run, sizes.fold)
+        await replay.replay_rows(run, sizes.replay_accounts, sizes.replay_events)
+        await replay.feed_cost_rows(run, accounts, sizes.batched)
         render(run, args.quick, time.perf_counter() - started)
     for failure in run.failures:
         print(f"WRONG: {failure}", file=sys.stderr)

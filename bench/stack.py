@@ -29,6 +29,13 @@ class Stack:
     settings: Settings
     worker: processes.WorkerProcess
     dev_server: DevServer  # not temporal.DevServer: the field `temporal` shadows the module here
+    worker_env: dict[str, str]
+
+    async def restart_worker(self, **overrides: str) -> None:
+        """A new worker process in place of the running one, with these settings changed."""
+        self.worker.stop()
+        self.worker = processes.start_worker({**self.worker_env, **overrides}, echo=False)
+        await asyncio.to_thread(self.worker.wait_ready, 60)
 
     def durability(self) -> str:
         with psycopg.connect(self.database_url) as conn:
@@ -84,8 +91,10 @@ async def running_stack(keep: bool = False) -> AsyncIterator[Stack]:
         await asyncio.to_thread(worker.wait_ready, 60)
         # The benchmark reads, and sets up its baseline databases, as the server's superuser.
         server_url = database.admin_url.replace("/billing?", "/postgres?")
-        yield Stack(database.admin_url, server_url, await connect_temporal(settings), settings, worker,
-                    dev_server)
+        stack = Stack(database.admin_url, server_url, await connect_temporal(settings), settings,
+                      worker, dev_server, env)
+        yield stack
+        worker = stack.worker  # it may have been restarted
     finally:
         for stop in (worker and worker.stop, dev_server and dev_server.stop, database.stop):
             if stop:

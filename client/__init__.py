@@ -10,7 +10,9 @@
 
 from client.account_client import AccountClient, new_command_id
 from client.errors import (
+    AccountClosedError,
     AccountExists,
+    AccountHasBalance,
     AccountNotFound,
     AccountNotRunning,
     BillingError,
@@ -25,7 +27,8 @@ from client.errors import (
 )
 
 __all__ = [
-    "AccountClient", "AccountExists", "AccountNotFound", "AccountNotRunning", "BillingError",
-    "CommandRefused", "CommandRejectedError", "IdempotencyKeyReused", "InsufficientFunds", "InvalidCommand",
-    "NamespaceNotFound", "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
+    "AccountClient", "AccountClosedError", "AccountExists", "AccountHasBalance", "AccountNotFound",
+    "AccountNotRunning", "BillingError", "CommandRefused", "CommandRejectedError",
+    "IdempotencyKeyReused", "InsufficientFunds", "InvalidCommand", "NamespaceNotFound",
+    "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
 ]

@@ -21,14 +21,19 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from domain.commands import AddFunds, Charge, CloseAccount, OpenAccount
+from domain.commands import AddFunds, Charge, CloseAccount, OpenAccount, RefundCharge
 from domain.events import (
     AccountClosed,
     AccountCreated,
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CommandRejected,
+    CreditNoteIssued,
     FundsAdded,
+    InvoiceDrafted,
+    InvoiceFinalized,
+    RefundApplied,
 )
 from workflows import interface as wire
 
@@ -37,7 +42,8 @@ GENERATED_BY = "Generated from the models by `python -m starter schema --out sch
 INDEX = "index.json"
 EVENTS = {
     next(f.default for f in fields(event) if f.name == "type"): event
-    for event in (AccountCreated, FundsAdded, ChargeApplied, ChargeDeclined, CommandRejected, AccountClosed)
+    for event in (AccountCreated, FundsAdded, ChargeApplied, ChargeDeclined, CommandRejected, AccountClosed,
+                  RefundApplied, InvoiceDrafted, InvoiceFinalized, CreditNoteIssued, BalancePaidOut)
 }
 """Each event class, by its type (its name in the log)."""
 ERRORS = {
@@ -46,7 +52,10 @@ ERRORS = {
                            " nothing is recorded", None),
     wire.INSUFFICIENT_FUNDS: ("an update charge that would go below -overdraft_limit;"
                               " recorded as CHARGE_DECLINED", "command_outcome.json"),
-    wire.COMMAND_REJECTED: ("an update on a closed or missing account, or past the balance limit;"
+    wire.ACCOUNT_HAS_BALANCE: ("a close update of an account whose balance is not zero, without"
+                               " payout; recorded as COMMAND_REJECTED", "command_outcome.json"),
+    wire.COMMAND_REJECTED: ("an update on a closed or missing account, past the balance limit, or"
+                            " a refund of an unknown charge or of more than is left of it;"
                             " recorded as COMMAND_REJECTED", "command_outcome.json"),
 }
 
@@ -97,6 +106,14 @@ def _close() -> dict[str, Any]:
     return schema
 
 
+def _refund() -> dict[str, Any]:
+    """``facts`` is the workflow's to fill in (from the log); a sender that sets it is refused."""
+    schema = RefundCharge.model_json_schema(mode="validation")
+    del schema["properties"]["facts"]
+    schema.pop("$defs", None)  # only facts used them
+    return schema
+
+
 def _post_batch() -> dict[str, Any]:
     """In a batch, ``kind`` says which command an item is, so it is required there."""
     schema = wire.PostBatch.model_json_schema(mode="validation")
@@ -110,10 +127,13 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "add_funds.json": _argument(AddFunds),
     "charge.json": _argument(Charge),
     "close.json": _close,
+    "close_update.json": _argument(CloseAccount),
+    "refund.json": _refund,
     "post_batch.json": _post_batch,
     "command_outcome.json": _answer(wire.CommandOutcome),
     "batch_outcome.json": _answer(wire.BatchOutcome),
     "open_outcome.json": _answer(wire.OpenOutcome),
+    "period_closed.json": _answer(wire.PeriodClosed),
     "account_view.json": _answer(wire.AccountView),
     **{f"events/{kind}.json": _event(event) for kind, event in EVENTS.items()},
 }
@@ -132,6 +152,9 @@ def index() -> dict[str, Any]:
             wire.ADD_FUNDS: {"argument": "add_funds.json", "answer": "command_outcome.json"},
             wire.CHARGE: {"argument": "charge.json", "answer": "command_outcome.json"},
             wire.POST_BATCH: {"argument": "post_batch.json", "answer": "batch_outcome.json"},
+            wire.REFUND: {"argument": "refund.json", "answer": "command_outcome.json"},
+            wire.CLOSE: {"argument": "close_update.json", "answer": "command_outcome.json"},
+            wire.CLOSE_PERIOD: {"argument": None, "answer": "period_closed.json"},
             wire.OPENED: {"argument": None, "answer": "open_outcome.json"},
         },
         "queries": {wire.STATE: {"argument": None, "answer": "account_view.json"}},

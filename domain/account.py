@@ -14,23 +14,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.billing import billing_after, decide_invoice
 from domain.commands import (
     AddFunds,
     Charge,
     CloseAccount,
     Command,
+    DraftInvoice,
+    FinalizeInvoice,
     OpenAccount,
+    RefundCharge,
     RejectInput,
     describe_reuse,
 )
 from domain.events import (
     AccountClosed,
     AccountCreated,
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CommandRejected,
+    CreditNoteIssued,
     Event,
     FundsAdded,
+    RefundApplied,
 )
 from domain.memory import PriorOutcome, Recorded
 from domain.state import AccountState, AccountStatus
@@ -44,6 +51,8 @@ NO_ACCOUNT_REASON = "account does not exist"
 CLOSED_REASON = "account is closed"
 OTHER_CURRENCY_PREFIX = "the command is in "
 """How the reason of a command in another currency than the account's starts."""
+HOLDS_BALANCE_PREFIX = "the account holds a balance of "
+"""How the reason of a close refused because the balance is not zero starts."""
 
 
 def decide(state: AccountState, command: Command) -> list[Event]:
@@ -60,19 +69,38 @@ def decide(state: AccountState, command: Command) -> list[Event]:
                                billing_period=command.billing_period, opened_at=command.opened_at)]
     if command.command_id in state.recent_commands:
         return []
+    if isinstance(command, DraftInvoice | FinalizeInvoice):
+        return decide_invoice(state, command)
     if not state.exists:
         return [_rejected(command, NO_ACCOUNT_REASON)]
     if state.status is AccountStatus.CLOSED:
         return [_rejected(command, CLOSED_REASON)]
-    if isinstance(command, AddFunds | Charge) and command.currency not in (None, state.currency):
+    if isinstance(command, AddFunds | Charge | RefundCharge) and command.currency not in (
+            None, state.currency):
         return [_rejected(command, f"{OTHER_CURRENCY_PREFIX}{command.currency}, the account in "
                                    f"{state.currency}")]
     if isinstance(command, AddFunds):
         return [_funded(state, command)]
     if isinstance(command, Charge):
         return [_charged(state, command)]
-    return [AccountClosed(command_id=command.command_id, reason=command.reason,
-                          command_fingerprint=command.fingerprint())]
+    if isinstance(command, RefundCharge):
+        return _refunded(command)
+    return _closed(state, command)
+
+
+def _closed(state: AccountState, command: CloseAccount) -> list[Event]:
+    """Close; an account with a balance only with a payout (and a reason for it), recorded first."""
+    closed = AccountClosed(command_id=command.command_id, reason=command.reason,
+                           command_fingerprint=command.fingerprint())
+    if not state.balance:
+        return [closed]
+    if not command.payout:
+        return [_rejected(command, f"{HOLDS_BALANCE_PREFIX}{state.balance} (minor units of "
+                                   f"{state.currency}); close with a payout to settle it first")]
+    if not command.reason.strip():
+        return [_rejected(command, "a payout needs a reason")]
+    return [BalancePaidOut(amount=state.balance, reason=command.reason, close_id=command.command_id),
+            closed]
 
 
 def _funded(state: AccountState, command: AddFunds) -> Event:
@@ -94,21 +122,49 @@ def _charged(state: AccountState, command: Charge) -> Event:
                          description=command.description, command_fingerprint=command.fingerprint())
 
 
-def _rejected(command: AddFunds | Charge | CloseAccount, reason: str) -> CommandRejected:
+def refund_problem(command: RefundCharge) -> str | None:
+    """Why the refund cannot be applied, from the charge's facts in the log; None if it can."""
+    facts = command.facts
+    if facts is None or not facts.version:
+        return f"no charge with the key {command.charge_id!r} on this account"
+    left = facts.amount - facts.refunded
+    if command.amount > left:
+        return (f"a refund of {command.amount} is more than the {left} left to refund of charge "
+                f"{command.charge_id!r} ({facts.amount} charged, {facts.refunded} refunded)")
+    return None
+
+
+def _refunded(command: RefundCharge) -> list[Event]:
+    """The refund; and a credit note when the charge's invoice is final already."""
+    if (problem := refund_problem(command)) is not None:
+        return [_rejected(command, problem)]
+    facts = command.facts
+    assert facts is not None
+    refund: list[Event] = [RefundApplied(
+        command_id=command.command_id, amount=command.amount, charge_id=command.charge_id,
+        charge_version=facts.version, description=command.description,
+        command_fingerprint=command.fingerprint())]
+    if facts.invoice_number is None:
+        return refund
+    if facts.credit_note_number is None or facts.invoice_sequence is None:
+        return [_rejected(command, "the credit note this refund needs has no number")]
+    return [*refund, CreditNoteIssued(
+        number=facts.credit_note_number, invoice_number=facts.invoice_number,
+        invoice_sequence=facts.invoice_sequence, amount=command.amount, refund_id=command.command_id)]
+
+
+def _rejected(command: AddFunds | Charge | CloseAccount | RefundCharge, reason: str) -> CommandRejected:
     return CommandRejected(command_id=command.command_id, command=command.kind, reason=reason,
                            command_fingerprint=command.fingerprint())
 
 
 def evolve(state: AccountState, event: Event) -> AccountState:
-    """The state after ``event``: the one place that says what each event does to an account."""
-    currency, overdraft_limit, balance, status = (state.currency, state.overdraft_limit,
-                                                  state.balance, state.status)
+    """The state after ``event``: the one place that says what each event does to an account
+    (with ``balance_change``, which it applies)."""
+    currency, overdraft_limit, status = state.currency, state.overdraft_limit, state.status
+    balance = state.balance + balance_change(event)
     prior = None
-    if isinstance(event, FundsAdded):
-        balance += event.amount
-    elif isinstance(event, ChargeApplied):
-        balance -= event.amount
-    elif isinstance(event, ChargeDeclined):
+    if isinstance(event, ChargeDeclined):
         prior = PriorOutcome("declined", event.reason)
     elif isinstance(event, CommandRejected):
         prior = PriorOutcome("rejected", event.reason)
@@ -120,7 +176,25 @@ def evolve(state: AccountState, event: Event) -> AccountState:
     if event.command_id is not None:
         memory = memory.remembering(event.command_id,
                                     Recorded(version, prior, event.command_fingerprint))
-    return AccountState(state.account_id, currency, overdraft_limit, balance, version, status, memory)
+    billing = state.billing
+    if not isinstance(event, FundsAdded | ChargeApplied | ChargeDeclined):  # the common case first
+        billing = billing_after(billing, event)
+    return AccountState(state.account_id, currency, overdraft_limit, balance, version, status, memory,
+                        billing)
+
+
+def balance_change(event: Event) -> int:
+    """What ``event`` does to the balance, in minor units; ``evolve`` applies it, and the
+    statement lists every event for which it is not zero."""
+    if isinstance(event, FundsAdded):
+        return event.amount
+    if isinstance(event, ChargeApplied):
+        return -event.amount
+    if isinstance(event, RefundApplied):
+        return event.amount
+    if isinstance(event, BalancePaidOut):
+        return -event.amount
+    return 0
 
 
 @dataclass(frozen=True)
@@ -158,7 +232,8 @@ def _repeat(state: AccountState, command: Command) -> Decision:
     first = state.recent_commands.recorded(getattr(command, "command_id", None))
     if first is None:
         return Decision([], state.balance, state.version)
-    asked = command.fingerprint() if isinstance(command, AddFunds | Charge | CloseAccount) else None
+    asked = (command.fingerprint() if isinstance(command, AddFunds | Charge | CloseAccount | RefundCharge)
+             else None)
     reused = (describe_reuse(first.fingerprint, asked)
               if first.fingerprint is not None and asked is not None and asked != first.fingerprint
               else None)

@@ -83,8 +83,77 @@ class AccountClosed:
     reason: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalancePaidOut:
+    """The balance settled as the account closed (``close --payout``): ``amount`` paid out to
+    the holder, or, when negative, collected from them; the balance is zero after it. Recorded
+    just before ACCOUNT_CLOSED, whose command id it shares in ``close_id``."""
+
+    type: Literal["BALANCE_PAID_OUT"] = "BALANCE_PAID_OUT"
+    command_id: str | None = None
+    command_fingerprint: str | None = field(default=None, compare=False)
+    amount: int
+    reason: str
+    close_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefundApplied:
+    """All or part of an earlier charge (``charge_id``, recorded at ``charge_version``) given back."""
+
+    type: Literal["REFUND_APPLIED"] = "REFUND_APPLIED"
+    command_id: str
+    command_fingerprint: str | None = field(default=None, compare=False)
+    amount: int
+    charge_id: str
+    charge_version: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceDrafted:
+    """A billing period ended: invoice ``sequence`` covers versions ``first_version`` to
+    ``last_version`` (the events recorded from ``period_start`` to ``period_end``)."""
+
+    type: Literal["INVOICE_DRAFTED"] = "INVOICE_DRAFTED"
+    command_id: str
+    command_fingerprint: str | None = field(default=None, compare=False)
+    sequence: int
+    period_start: datetime
+    period_end: datetime
+    first_version: int
+    last_version: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvoiceFinalized:
+    """Invoice ``sequence`` is final, under ``number``; it never changes again."""
+
+    type: Literal["INVOICE_FINALIZED"] = "INVOICE_FINALIZED"
+    command_id: str
+    command_fingerprint: str | None = field(default=None, compare=False)
+    sequence: int
+    number: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditNoteIssued:
+    """A later refund changed a finalized invoice: this note, ``number``, credits ``amount`` to
+    invoice ``invoice_number``; recorded with the refund (``refund_id``) that caused it."""
+
+    type: Literal["CREDIT_NOTE_ISSUED"] = "CREDIT_NOTE_ISSUED"
+    command_id: str | None = None
+    command_fingerprint: str | None = field(default=None, compare=False)
+    number: str
+    invoice_number: str
+    invoice_sequence: int
+    amount: int
+    refund_id: str
+
+
 Event = Annotated[
-    AccountCreated | FundsAdded | ChargeApplied | ChargeDeclined | CommandRejected | AccountClosed,
+    AccountCreated | FundsAdded | ChargeApplied | ChargeDeclined | CommandRejected | AccountClosed
+    | RefundApplied | InvoiceDrafted | InvoiceFinalized | CreditNoteIssued | BalancePaidOut,
     Field(discriminator="type"),
 ]
 

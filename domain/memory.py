@@ -80,7 +80,8 @@ class CommandMemory(Mapping[str, int]):
     def remembering(self, command_id: str, recorded: Recorded) -> CommandMemory:
         """This memory plus ``command_id`` as its newest entry."""
         shared, end = self._shared, self._end
-        if end == shared.end and end < _COMPACT_AT and command_id not in shared.entries:
+        # Not the empty memory: it is every new state's default, shared by all of them.
+        if 0 < end == shared.end < _COMPACT_AT and command_id not in shared.entries:
             shared.entries[command_id] = (end, recorded)
             shared.end = end + 1
             extended: CommandMemory = _new_memory(CommandMemory)

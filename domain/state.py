@@ -5,6 +5,8 @@ continue-as-new carries. ``domain.account`` says how commands and events change 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple, get_type_hints
 
@@ -13,7 +15,7 @@ from pydantic_core import core_schema
 
 from domain.memory import CommandMemory, PriorOutcome, Recorded
 
-STATE_SCHEMA_VERSION = 1
+STATE_SCHEMA_VERSION = 3
 """The shape of ``AccountState`` as stored in snapshots. Raise it with any change to the fields
 or their meaning: snapshots of another version are then ignored and rebuilt
 (``python -m starter snapshots rebuild``)."""
@@ -22,6 +24,29 @@ or their meaning: snapshots of another version are then ignored and rebuilt
 class AccountStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Billing:
+    """Where an account is in its billing periods. ``period_start`` is when the period not yet
+    invoiced began; ``invoiced_through`` the last version the drafted invoices cover;
+    ``awaiting`` the drafted invoices not yet final, with their period ends."""
+
+    period: str = "monthly"
+    opened_at: datetime | None = None
+    period_start: datetime | None = None
+    drafted: int = 0
+    finalized: int = 0
+    invoiced_through: int = 0
+    awaiting: tuple[tuple[int, datetime], ...] = ()
+    final_due: bool = False
+    """The account closed: its last period ends now, and its invoices are final at once."""
+
+    @property
+    def bills(self) -> bool:
+        """Whether periods run: accounts opened before billing existed learn their opening
+        instant from the log (ACCOUNT_CREATED, upcast), not from an older saved state."""
+        return self.opened_at is not None
 
 
 class AccountState(NamedTuple):
@@ -39,6 +64,7 @@ class AccountState(NamedTuple):
     version: int = 0
     status: AccountStatus = AccountStatus.OPEN
     recent_commands: CommandMemory = CommandMemory()
+    billing: Billing = Billing()
 
     @property
     def exists(self) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -39,23 +38,28 @@ class FeedPosition:
 START = FeedPosition()
 
 
-@dataclass(frozen=True)
 class FeedEvent:
     """One event of the feed, where it sits, and the row it was stored as."""
 
-    at: FeedPosition
-    event_id: UUID
-    account_id: str
-    stored: StoredEvent
+    __slots__ = ("_event", "account_id", "at", "event_id", "stored")
+
+    def __init__(self, at: FeedPosition, event_id: UUID, account_id: str, stored: StoredEvent) -> None:
+        self.at, self.event_id, self.account_id, self.stored = at, event_id, account_id, stored
+        self._event: Event | None = None
 
     @property
     def version(self) -> int:
         return self.stored.version
 
-    @cached_property
+    @property
     def event(self) -> Event:
         """The domain event, in today's shape (parsed once, whatever reads it)."""
-        return self.stored.event()
+        if self._event is None:
+            self._event = self.stored.event()
+        return self._event
+
+    def __repr__(self) -> str:
+        return f"FeedEvent({self.at}, {self.account_id} v{self.version} {self.stored.event_type})"
 
 
 _READ = f"""

@@ -13,9 +13,8 @@ from typing import Any, NamedTuple
 from psycopg import AsyncConnection, sql
 
 from activities.rows import StoredEvent
-from domain.account import evolve
+from domain.account import balance_change
 from domain.events import Event
-from domain.state import AccountState
 from projections.base import Tables, table
 from projections.feed import FeedEvent
 
@@ -37,13 +36,12 @@ class Statement:
             if row is not None:
                 balances[account_id] = row.balance_after
                 rows.append(row)
-        if rows:
-            await conn.execute(sql.SQL(
-                "INSERT INTO {} (account_id, version, recorded_at, event_type, amount,"
-                " balance_after, description, command_id)"
-                " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::text[],"
-                " %s::bigint[], %s::bigint[], %s::text[], %s::text[])").format(table(tables, TABLE)),
-                [list(column) for column in zip(*rows, strict=True)])
+        if rows:  # COPY: a replay writes a row per movement, and COPY is several times faster
+            async with conn.cursor().copy(sql.SQL(
+                    "COPY {} (account_id, version, recorded_at, event_type, amount, balance_after,"
+                    " description, command_id) FROM STDIN").format(table(tables, TABLE))) as copy:
+                for row in rows:
+                    await copy.write_row(row)
 
 
 class Movement(NamedTuple):
@@ -61,11 +59,11 @@ class Movement(NamedTuple):
 
 def movement(account_id: str, stored: StoredEvent, event: Event, before: int) -> Movement | None:
     """The statement row of ``event`` when the balance was ``before``; None if it moves no money."""
-    after = evolve(AccountState(account_id, balance=before), event).balance
-    if after == before:
+    amount = balance_change(event)
+    if not amount:
         return None
-    return Movement(account_id, stored.version, stored.recorded_at, event.type, after - before,
-                    after, getattr(event, "description", ""), event.command_id)
+    return Movement(account_id, stored.version, stored.recorded_at, event.type, amount,
+                    before + amount, getattr(event, "description", ""), event.command_id)
 
 
 async def _last_balances(conn: AsyncConnection[Any], tables: Tables,

@@ -49,9 +49,10 @@ def check_command_fields(kind: str, *, key: str | None, description: str) -> Non
     _validated(kind, key=key, amount=1, description=description)
 
 
-def close_command(*, key: str | None, reason: str) -> CloseAccount:
+def close_command(*, key: str | None, reason: str, payout: bool = False) -> CloseAccount:
     try:
-        return CloseAccount(command_id=new_command_id() if key is None else key, reason=reason)
+        return CloseAccount(command_id=new_command_id() if key is None else key, reason=reason,
+                            payout=payout)
     except ValidationError as error:
         raise _invalid("close", error) from None
 

@@ -10,28 +10,26 @@ Every message arrives raw and is decoded here (docs/decisions.md, "Raw payloads"
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import VERSION_CONFLICT, AppendEvents, AppendResult, LoadAccount
-    from activities.event_store import EventStore
-    from domain.account import Decision, decide_each
-    from domain.commands import Command
-    from domain.events import Event
-    from domain.state import AccountState
+    from domain.account import decide_each
+    from domain.state import AccountState, AccountStatus
     from workflows import replies
+    from workflows.billing import BILLING_PERIODS, Invoicing
     from workflows.decoding import Undecodable, decode_args, parse_signal
-    from workflows.inbox import Inbox, Pending
+    from workflows.inbox import Inbox
     from workflows.interface import (
         CLOSE,
+        CLOSE_PERIOD,
         OPENED,
         POST_BATCH,
+        REFUND,
         SIGNALS,
         STATE,
         WORKFLOW_TYPE,
@@ -40,59 +38,96 @@ with workflow.unsafe.imports_passed_through():
         BatchOutcome,
         OpenOutcome,
     )
+    from workflows.persistence import Persisting
     from workflows.run_length import COUNT_RUN_LENGTH, RunLength
+    from workflows.visibility import Visibility
 
-# Unlimited attempts: a Postgres outage delays commands, it never loses them. Only a version
-# conflict is final, and the workflow answers it by reloading from the log.
-STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                          maximum_interval=timedelta(seconds=10),
-                          non_retryable_error_types=[VERSION_CONFLICT])
-STORE_TIMEOUT = timedelta(seconds=30)
-CROWDED = 3
-"""Update handlers waiting at once from which the store is called as a regular activity
-(docs/decisions.md, "Crowded accounts store with regular activities")."""
-CROWDED_UPDATES_USE_REGULAR_ACTIVITIES = "crowded-updates-use-regular-activities"
-"""Patch: histories from before it ran every store call as a local activity."""
 RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
 """Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
 the SDK dropped the first and buffered the second, so histories from then must not record them."""
+CLOSED_ACCOUNTS_FINISH = "closed-accounts-finish"
+"""Patch: a closed account's run ends once it is drained and billed. Before it, it ran on."""
+REFUND_SIGNALS = "refund-signals"
+"""Patch: ``refund`` is a signal. Before it, a ``refund`` signal was unknown (rejected, or dropped
+before ``RECORD_UNREADABLE_SIGNALS``), and histories from then must stay that way."""
+SIGNALS_BEFORE_REFUNDS = tuple(name for name in SIGNALS if name != REFUND)
 
 
 # Dynamic, so that run() receives its input undecoded. Named workflows registered on the same
 # worker take precedence; any other type fails its task (docs/decisions.md, "Raw payloads").
 @workflow.defn(dynamic=True)
-class AccountWorkflow:
+class AccountWorkflow(Persisting, Invoicing):
     def __init__(self) -> None:
         self._input: AccountWorkflowInput | None = None  # settings, and the state carried over
         self._account: AccountState | None = None  # None until loaded from the log
         self._opened: OpenOutcome | None = None
         self._inbox = Inbox()
         self._run = RunLength()
+        self._bills = False  # set in run(): False for a run from before billing periods
+        self._writing = asyncio.Lock()  # one writer at a time: the loop, or close_period
+        self._visibility = Visibility()  # search attributes and details, for the web UI
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> None:
+        """Load or open the account, then serve it: until it is closed and billed (then the
+        run ends), or continue-as-new when the history grows long."""
         if workflow.info().workflow_type != WORKFLOW_TYPE:
             raise RuntimeError(f"workflow type {workflow.info().workflow_type!r} is not registered"
                                f" on this worker; it runs {WORKFLOW_TYPE!r}")
         self._run.counted = workflow.patched(COUNT_RUN_LENGTH)
         self._input = replies.parse_input(self._received(args))
+        self._bills = workflow.patched(BILLING_PERIODS)
         if self._input.snapshot is not None:
             self._account = self._input.snapshot
+            if self._bills and self._account.exists and not self._account.billing.bills:
+                self._account = await self._load()  # carried from before billing: the log knows
             self._opened = OpenOutcome(created=False, account=AccountView.of(self._account))
         else:
             await self._open()
+        assert self._account is not None
+        if not self._account.exists:  # revived (``revive``) but never opened: nothing to serve
+            await self._answer_without_account()
+            return
+        self._visibility.show(self._account)
+        await self._serve(self._input)
+
+    async def _serve(self, settings: AccountWorkflowInput) -> None:
         while True:
-            await workflow.wait_condition(lambda: bool(self._inbox))
-            await self._apply_pending()
+            if self._done() and await self._settled() and self._done():
+                return  # closed and billed; a later command revives it (``revive``)
+            await self._wait_for_work(lambda: bool(self._inbox))
+            async with self._writing:  # close_period may be writing (it waits for this lock)
+                if self._inbox:
+                    await self._apply_pending()
+                await self._bill_due()
+            assert self._account is not None
+            self._visibility.show(self._account)
             # Asked only here, right after an append, so that a replay asks at the same point.
-            if self._run.is_long(self._input.history_budget) and not self._inbox:
-                # Only once every update has had its answer; commands that arrive meanwhile go
-                # round the loop first, so nothing is left behind.
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() or bool(self._inbox))
-                if not self._inbox:
-                    assert self._account is not None
-                    workflow.continue_as_new(self._input.continued(self._account))
+            if self._run.is_long(settings.history_budget) and not self._inbox and await self._settled():
+                workflow.continue_as_new(settings.continued(self._account))
+
+    def _done(self) -> bool:
+        """Closed, nothing waiting, every invoice final: the run may end."""
+        account = self._account
+        return (account is not None and account.status is AccountStatus.CLOSED and not self._inbox
+                and self._next_due() is None and workflow.patched(CLOSED_ACCOUNTS_FINISH))
+
+    async def _settled(self) -> bool:
+        """Wait until every update has had its answer; False if commands arrived meanwhile
+        (they go round the loop first, so nothing is left behind)."""
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._inbox))
+        return not self._inbox
+
+    async def _answer_without_account(self) -> None:
+        """A revived run of an account the log does not hold: refuse every command it received
+        (``account does not exist``) without recording anything, then end, leaving no workflow."""
+        assert self._account is not None
+        workflow.logger.warning("account %s is not in the log: refusing its commands",
+                                self._account.account_id)
+        while self._inbox or not await self._settled():
+            batch = self._inbox.take(len(self._inbox.waiting))
+            decisions, _ = decide_each(self._account, [pending.command for pending in batch])
+            self._inbox.settle(batch, decisions)
 
     def _received(self, args: Sequence[RawValue], *, update: bool = False) -> list[Any]:
         """Every input passes here: counted towards the run's length, then decoded."""
@@ -103,16 +138,17 @@ class AccountWorkflow:
 
     @workflow.signal(dynamic=True)
     def receive(self, name: str, args: Sequence[RawValue]) -> None:
-        """Every signal: ``add_funds``, ``charge``, ``close`` and ``post_batch``. Any other name,
-        and a payload that does not decode, is recorded as a rejection."""
+        """Every signal: ``add_funds``, ``charge``, ``refund``, ``close`` and ``post_batch``. Any
+        other name, and a payload that does not decode, is recorded as a rejection."""
         values: Sequence[Any] = self._received(args)
-        unreadable = name not in SIGNALS or any(isinstance(v, Undecodable) for v in values)
+        signals = SIGNALS if name != REFUND or workflow.patched(REFUND_SIGNALS) else SIGNALS_BEFORE_REFUNDS
+        unreadable = name not in signals or any(isinstance(v, Undecodable) for v in values)
         if unreadable and not workflow.patched(RECORD_UNREADABLE_SIGNALS):
             workflow.logger.warning("signal %r dropped, as when this history was made", name)
             return
         if name == CLOSE:
             values = replies.with_close_id(values, self._inbox)
-        self._inbox.put(parse_signal(name, values))
+        self._inbox.put(parse_signal(name, values, signals))
 
     # --- updates: the same commands, answered with their outcome ---------------------------
 
@@ -122,9 +158,14 @@ class AccountWorkflow:
         ``BatchOutcome``, ``opened`` an ``OpenOutcome`` once the account is loaded or created;
         any other name, and malformed input, an ``InvalidCommand`` error."""
         values = self._received(args, update=True)
-        if name == OPENED:
+        if name in (OPENED, CLOSE_PERIOD):
             await workflow.wait_condition(lambda: self._opened is not None)
-            return self._opened
+            if name == OPENED:
+                return self._opened
+            closed = await self._close_period()
+            assert self._account is not None
+            self._visibility.show(self._account)
+            return closed
         self._run.updates += 1
         commands = self._inbox.validated.pop(replies.update_id(), None)
         if commands is None:  # the validator did not check it: a replay, or a run's first task
@@ -142,7 +183,7 @@ class AccountWorkflow:
     def _validate_submit(self, name: str, args: Sequence[RawValue]) -> None:
         # Never refuse in a run's first task (docs/decisions.md, "Validators and the first
         # task"): there the handler fails the update with the same error instead.
-        if self._input is None or name == OPENED:
+        if self._input is None or name in (OPENED, CLOSE_PERIOD):
             return
         commands = replies.checked_update(name, decode_args(args, workflow.payload_converter()))
         # The handler takes these instead of parsing the payload again; on replay (validators do
@@ -155,80 +196,3 @@ class AccountWorkflow:
         account = self._account or AccountState(self._input.account_id, self._input.currency,
                                                 self._input.overdraft_limit)
         return AccountView.of(account, pending=self._inbox.pending)
-
-    # --- the loop's work ------------------------------------------------------------------
-
-    async def _open(self) -> None:
-        assert self._input is not None
-        self._account = await self._load()
-        created = not self._account.exists
-        if created:
-            await self._persist([self._input.open_command(workflow.now())])
-        self._opened = OpenOutcome(created=created, account=AccountView.of(self._account))
-
-    async def _apply_pending(self) -> None:
-        assert self._input is not None
-        batch: list[Pending] = self._inbox.take(self._input.max_batch)
-        decisions = None
-        try:
-            decisions = await self._persist([pending.command for pending in batch])
-        finally:
-            for refusal in self._inbox.settle(batch, decisions):
-                workflow.logger.warning("signal refused: %s", refusal)
-
-    async def _persist(self, commands: list[Command]) -> list[Decision]:
-        """Decide ``commands`` against the state and append their events in one activity call.
-
-        Only after the append succeeds does the state move on; if the log holds something the
-        state did not know (a version conflict, or command ids older than the state's memory),
-        the commands are decided again against the corrected state."""
-        assert self._account is not None
-        conflicts = 0
-        while True:
-            decisions, after = decide_each(self._account, commands)
-            events = [event for decision in decisions for event in decision.events]
-            if not events:
-                break
-            try:
-                result = await self._append(events, after)
-            except (ActivityError, ApplicationError) as error:
-                if not replies.is_version_conflict(error):
-                    raise
-                workflow.logger.warning("version conflict, reloading from the log: %s", error)
-                conflicts += 1
-                if conflicts > 1:  # something else keeps writing: back off, durably
-                    self._run.slept()
-                    await workflow.sleep(timedelta(seconds=min(2 ** conflicts, 60)))
-                self._account = await self._load()
-                continue
-            if result.appended:
-                break
-            self._account = self._account.knowing(result.known_commands())
-        self._account = after
-        return decisions
-
-    async def _append(self, events: list[Event], after: AccountState) -> AppendResult:
-        assert self._account is not None
-        request = AppendEvents.recording(self._account, events, after)
-        summary = f"append v{request.expected_version + 1}..v{after.version}"
-        result: AppendResult = await self._store(EventStore.append_events, request, summary)
-        return result
-
-    async def _load(self) -> AccountState:
-        assert self._input is not None
-        request = LoadAccount(account_id=self._input.account_id)
-        state: AccountState = await self._store(EventStore.load_account, request,
-                                                "load from the event log")
-        return state
-
-    async def _store(self, method: Any, request: Any, summary: str) -> Any:
-        """Run an event-store activity: a local one when the input asks for it and fewer than
-        ``CROWDED`` updates wait. Both counts replay the same, and so does the choice."""
-        assert self._input is not None
-        crowded = (self._inbox.updates_waiting >= CROWDED
-                   and workflow.patched(CROWDED_UPDATES_USE_REGULAR_ACTIVITIES))
-        local = self._input.local_activities and not crowded
-        self._run.ran_activity(local=local)
-        run = workflow.execute_local_activity_method if local else workflow.execute_activity_method
-        return await run(method, request, start_to_close_timeout=STORE_TIMEOUT,
-                         retry_policy=STORE_RETRY, summary=summary)

@@ -20,20 +20,25 @@ from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 from temporalio.converter import PayloadConverter
 
-from domain.commands import AddFunds, Charge, CloseAccount, Command, RejectInput
+from domain.commands import AddFunds, Charge, CloseAccount, Command, RefundCharge, RejectInput
 from workflows.interface import (
     ADD_FUNDS,
     CHARGE,
     CLOSE,
+    CLOSE_PERIOD,
     COMMAND_UPDATES,
     MAX_BATCH_COMMANDS,
     OPENED,
     POST_BATCH,
+    REFUND,
     SIGNALS,
     BatchItem,
 )
 
-_COMMAND_MODELS: dict[str, type[BaseModel]] = {ADD_FUNDS: AddFunds, CHARGE: Charge, CLOSE: CloseAccount}
+_COMMAND_MODELS: dict[str, type[BaseModel]] = {ADD_FUNDS: AddFunds, CHARGE: Charge, CLOSE: CloseAccount,
+                                               REFUND: RefundCharge}
+_INTERNAL_FIELDS = {"facts"}
+"""Fields the workflow fills in itself: a sender that sets them is refused."""
 _PREVIEW_CHARS = 1_000
 _BATCH_ITEM: TypeAdapter[AddFunds | Charge] = TypeAdapter(BatchItem)
 
@@ -72,20 +77,21 @@ def _describe_decode_error(error: Exception) -> str:
     return _printable("; ".join(str(cause) for cause in causes), _PREVIEW_CHARS)
 
 
-def parse_signal(name: str, args: Sequence[Any]) -> list[Command]:
-    """The commands of the signal ``name``: one, or a batch's; never raises. An unknown name is
-    refused like malformed input, so a mistyped signal is recorded instead of lost."""
+def parse_signal(name: str, args: Sequence[Any], signals: Sequence[str] = SIGNALS) -> list[Command]:
+    """The commands of the signal ``name``: one, or a batch's; never raises. A name not in
+    ``signals`` is refused like malformed input, so a mistyped signal is recorded instead of
+    lost."""
     if name == POST_BATCH:
         return parse_batch(args)
-    if name not in SIGNALS:
-        return [_reject_unknown("signal", name, SIGNALS, args)]
+    if name not in signals:
+        return [_reject_unknown("signal", name, signals, args)]
     return [parse_command(name, args)]
 
 
 def parse_update(name: str, args: Sequence[Any]) -> list[Command]:
     """The commands of the update ``name``, as ``parse_signal``; ``opened`` carries none."""
     if name not in COMMAND_UPDATES:
-        return [_reject_unknown("update", name, sorted((*COMMAND_UPDATES, OPENED)), args)]
+        return [_reject_unknown("update", name, sorted((*COMMAND_UPDATES, OPENED, CLOSE_PERIOD)), args)]
     return parse_batch(args) if name == POST_BATCH else [parse_command(name, args)]
 
 
@@ -104,6 +110,9 @@ def parse_command(kind: str, args: Sequence[Any]) -> Command:
     model = _COMMAND_MODELS.get(kind)
     if model is None:
         return _reject(kind, f"unknown command {kind!r}", payload)
+    if internal := _INTERNAL_FIELDS & set(payload):
+        return _reject(kind, f"{', '.join(sorted(internal))}: set by the account, not by the "
+                             "sender", payload)
     try:
         return model.model_validate(payload)  # type: ignore[return-value]
     except ValidationError as error:

@@ -16,12 +16,15 @@ from domain.state import AccountState, AccountStatus
 
 WORKFLOW_TYPE = "AccountWorkflow"
 ADD_FUNDS, CHARGE, CLOSE, POST_BATCH = "add_funds", "charge", "close", "post_batch"
+REFUND = "refund"
+CLOSE_PERIOD = "close_period"
+"""The update that ends the running billing period now and finalizes its invoice."""
 OPENED = "opened"
 STATE = "state"
 """The query that answers an ``AccountView``."""
-SIGNALS = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH)
-COMMAND_UPDATES = (ADD_FUNDS, CHARGE, POST_BATCH)
-"""The updates that carry commands; ``opened`` is the only other one."""
+SIGNALS = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, REFUND)
+COMMAND_UPDATES = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, REFUND)
+"""The updates that carry commands; ``opened`` and ``close_period`` are the others."""
 MAX_BATCH_COMMANDS = 1_000
 """The most commands one ``post_batch`` message may carry."""
 MAX_BATCH_BYTES = 1_000_000
@@ -35,6 +38,8 @@ INVALID_ACCOUNT = "InvalidAccount"
 INSUFFICIENT_FUNDS = "InsufficientFunds"
 COMMAND_REJECTED = "CommandRejected"
 IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
+ACCOUNT_HAS_BALANCE = "AccountHasBalance"
+"""A close refused because the account holds money or owes it; close with ``payout``."""
 
 
 def workflow_id(account_id: str) -> str:
@@ -51,6 +56,14 @@ class AccountWorkflowInput(BaseModel):
     account_id: str
     currency: str = ""
     overdraft_limit: int = 0
+    billing_period: str = "monthly"
+    """``monthly``, ``weekly``, ``daily`` or an ISO 8601 duration (``P10D``, ``PT30S``)."""
+    invoice_grace_seconds: float = Field(default=0, ge=0)
+    """How long a drafted invoice waits before it is finalized (a durable timer)."""
+    revive: bool = False
+    """Start only to serve an account the log holds (signal- or update-with-start, when its
+    workflow is gone): never open one. A run revived for an account the log does not hold
+    refuses its commands (``account does not exist``), records nothing and ends."""
     snapshot: AccountState | None = None
     history_budget: int = Field(default=10_000, ge=10)
     max_batch: int = Field(default=MAX_BATCH_COMMANDS, ge=1, le=2_000)
@@ -63,7 +76,8 @@ class AccountWorkflowInput(BaseModel):
         """The command that opens this account, at ``opened_at`` (the workflow's clock)."""
         return OpenAccount.model_validate(
             {"account_id": self.account_id, "currency": self.currency,
-             "overdraft_limit": self.overdraft_limit, "opened_at": opened_at}
+             "overdraft_limit": self.overdraft_limit, "billing_period": self.billing_period,
+             "opened_at": opened_at}
         )
 
     def continued(self, state: AccountState) -> AccountWorkflowInput:
@@ -129,6 +143,16 @@ class BatchOutcome(BaseModel):
     the others' results."""
 
     outcomes: list[CommandOutcome]
+
+
+class PeriodClosed(BaseModel):
+    """Answer of ``close_period``: the invoice that closed the period, final under ``number``
+    (None when nothing had happened since the last invoice, so no period was closed)."""
+
+    sequence: int | None = None
+    number: str | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
 
 class OpenOutcome(BaseModel):

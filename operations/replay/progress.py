@@ -41,6 +41,9 @@ async def start(conn: AsyncConnection[Any], projections: Sequence[Projection]) -
         horizon, account, version, feed_xid, feed_position, done, total = row
         at = FeedPosition(int(feed_xid), feed_position) if feed_xid is not None else None
         return State(key(projections), int(horizon), account, version, at, done, total)
+    # Fresh statistics, so that the scan walks the (account, version) index: after a bulk load,
+    # the planner would otherwise read the whole log and sort it for every chunk.
+    await conn.execute("ANALYZE account_events")
     async with conn.transaction():
         # First, before this transaction writes anything and takes an id of its own.
         cursor = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")

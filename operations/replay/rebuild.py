@@ -24,7 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from psycopg import AsyncConnection
+from psycopg.types.json import set_json_loads
 
 from operations.replay import progress, shadow
 from operations.replay.scan import CorruptLog, apply_all, repeated_command, scan
@@ -57,6 +59,7 @@ async def rebuild(conn: AsyncConnection[Any], projections: Sequence[Projection],
     """Rebuild ``projections`` from the log and swap them in; resumes an interrupted rebuild.
     ``conn`` is an autocommit connection of a role that owns the tables."""
     report = on_progress or (lambda _: None)
+    set_json_loads(pydantic_core.from_json, conn)  # payloads: several times faster than json.loads
     state = await progress.start(conn, projections)
     try:
         if state.feed_at is None:

@@ -40,9 +40,10 @@ class CorruptLog(ValueError):
 
 async def scan(conn: AsyncConnection[Any], state: State, limit: int) -> list[FeedEvent]:
     """The next ``limit`` events of the scan, after ``state``'s position."""
+    # Never prepared: a generic plan reads the whole log and sorts it, for every chunk.
     cursor = await conn.execute(_SCAN, {"account": state.scanned_account,
                                         "version": state.scanned_version,
-                                        "horizon": str(state.horizon), "limit": limit})
+                                        "horizon": str(state.horizon), "limit": limit}, prepare=False)
     return [FeedEvent(FeedPosition(int(xid), position), event_id, account_id, StoredEvent(*rest))
             for xid, position, event_id, account_id, *rest in await cursor.fetchall()]
 

@@ -181,7 +181,7 @@ BAD_SIGNALS = [
               rejected("got 2")),
     BadSignal("close: empty command_id", "close", [{"command_id": ""}], rejected("command_id")),
     BadSignal("post_batch: unknown kind next to a good command", "post_batch",
-              [{"commands": [item("refund", "b-1", 5), item("add_funds", "b-2", 3)]}],
+              [{"commands": [item("transfer", "b-1", 5), item("add_funds", "b-2", 3)]}],
               [Recorded("COMMAND_REJECTED", None, "commands[0]"), Recorded("FUND_ADDED", "b-2")],
               balance_delta=3),
     BadSignal("post_batch: close inside a batch", "post_batch",
@@ -246,7 +246,7 @@ BAD_UPDATES = [
     BadUpdate("unknown field region", "charge", cmd("u-region", 5, region="eu")),
     BadUpdate("currency in lowercase", "charge", cmd("u-cur", 5, currency="usd")),
     BadUpdate("kind of the other command", "add_funds", cmd("u-kind", 5, kind="charge")),
-    BadUpdate("post_batch: unknown kind", "post_batch", {"commands": [item("refund", "u-b1", 5)]}),
+    BadUpdate("post_batch: unknown kind", "post_batch", {"commands": [item("transfer", "u-b1", 5)]}),
     BadUpdate("post_batch: 1001 commands", "post_batch",
               {"commands": [item("add_funds", f"u-m{i}", 1) for i in range(1001)]}),
     BadUpdate("post_batch: no commands", "post_batch", {"commands": []}),
@@ -283,7 +283,7 @@ async def test_bad_updates_are_refused_as_invalid_commands_before_anything_is_re
         assert await count_events(pool, account) == events_before, case.kind
 
     with pytest.raises(WorkflowUpdateFailedError) as info:  # refused by the validator, naming the real ones
-        await update(handle, "refund", cmd("u-refund", 5), id="bad-name")
+        await update(handle, "transfer", cmd("u-transfer", 5), id="bad-name")
     assert getattr(info.value.cause, "type", None) == "InvalidCommand", info.value.cause
     assert "known updates" in str(info.value.cause) and "add_funds" in str(info.value.cause)
 
@@ -553,7 +553,7 @@ BAD_CLI = [
     BadCli("cli: open an account that exists", ["open", "{acct}", "--currency", "USD"], 5,
            "already exists"),
     BadCli("cli: missing amount", ["fund", "{acct}"], 2, "error:"),
-    BadCli("cli: unknown verb", ["refund", "{acct}", "1"], 2, "error:"),
+    BadCli("cli: unknown verb", ["transfer", "{acct}", "1"], 2, "error:"),
     BadCli("cli: unknown option", ["fund", "{acct}", "1", "--colour", "red"], 2, "error:"),
 ]
 CATALOGUE.add("cli", *(case.kind for case in BAD_CLI), "cli: charge to a closed account",
@@ -735,7 +735,7 @@ async def test_a_signal_with_an_unknown_name_is_recorded_without_its_command_id(
     account = new_account_id()
     handle = await start_account(client, task_queue, account)
 
-    await handle.signal("refund", cmd("r-1", 5))
+    await handle.signal("transfer", cmd("r-1", 5))
     await handle.signal("Charge", args=[])
     # The id the unknown signal carried is not used up: the corrected command applies.
     after = await update(handle, "add_funds", cmd("r-1", 5))
@@ -744,9 +744,9 @@ async def test_a_signal_with_an_unknown_name_is_recorded_without_its_command_id(
     assert [(r.event_type, r.command_id) for r in rows] == [
         ("ACCOUNT_CREATED", None), ("COMMAND_REJECTED", None), ("COMMAND_REJECTED", None),
         ("FUND_ADDED", "r-1")], rows
-    assert "unknown signal 'refund'" in rows[1].payload["reason"]
+    assert "unknown signal 'transfer'" in rows[1].payload["reason"]
     assert "add_funds, charge, close, post_batch" in rows[1].payload["reason"]
-    assert rows[1].payload["command"] == "refund" and "r-1" in rows[1].payload["received"]
+    assert rows[1].payload["command"] == "transfer" and "r-1" in rows[1].payload["received"]
     assert "unknown signal 'Charge'" in rows[2].payload["reason"]
     assert (after.status, after.version, after.balance) == ("applied", 4, 5)
     await assert_no_failed_workflow_tasks(handle)

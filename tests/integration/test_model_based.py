@@ -443,7 +443,7 @@ class ModelRun:
             if malformed and rng.random() < 0.4:
                 item = self.malformed_money_args(lane, arg_count_too=False)[0]
                 if isinstance(item, dict):
-                    item = {"kind": rng.choice([kind, kind, "refund", "close", None]), **item}
+                    item = {"kind": rng.choice([kind, kind, "transfer", "close", None]), **item}
             else:
                 item = {"kind": kind, **self.money_payload(lane)}
             items.append(item)

@@ -228,20 +228,21 @@ def test_a_payload_that_does_not_decode_is_refused_by_every_parser(payload):
 
 
 def test_an_unknown_signal_is_refused_naming_it_without_using_its_command_id():
-    [command] = parse_signal("refund", [{"command_id": "r-1", "amount": 5}])
+    [command] = parse_signal("transfer", [{"command_id": "r-1", "amount": 5}])
 
     assert isinstance(command, RejectInput)
-    assert command.command == "refund"
-    assert command.reason == ("unknown signal 'refund'; "
-                              "known signals: add_funds, charge, close, post_batch")
+    assert command.command == "transfer"
+    assert command.reason == ("unknown signal 'transfer'; "
+                              "known signals: add_funds, charge, close, post_batch, refund")
     [event] = decide(AccountState(account_id="a"), command)
     assert event.command_id is None
 
 
 def test_an_unknown_update_is_refused_naming_the_known_ones():
-    [command] = parse_update(CLOSE, [{"command_id": "x"}])  # close is a signal only
+    [command] = parse_update("transfer", [{"command_id": "x"}])
     assert isinstance(command, RejectInput)
-    assert command.reason == "unknown update 'close'; known updates: add_funds, charge, opened, post_batch"
+    assert command.reason == ("unknown update 'transfer'; known updates: "
+                              "add_funds, charge, close, close_period, opened, post_batch, refund")
 
 
 def test_a_name_from_the_sender_is_escaped_and_shortened():
@@ -252,7 +253,7 @@ def test_a_name_from_the_sender_is_escaped_and_shortened():
 
 @given(data=st.binary(max_size=40), encoding=st.sampled_from(
     [b"json/plain", b"binary/null", b"binary/plain", b"json/protobuf", b"binary/protobuf", b"x/y"]),
-    name=st.sampled_from([ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, "refund"]))
+    name=st.sampled_from([ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, "transfer"]))
 def test_any_payload_decodes_or_is_refused_and_nothing_raises(data, encoding, name):
     values = decode_args([raw(data, encoding)], CONVERTER)
     for command in parse_signal(name, values) + parse_update(name, values):
