@@ -37,7 +37,7 @@ async def everything(conn: psycopg.AsyncConnection) -> dict[str, list[tuple[Any,
 
 
 async def traffic(accounts: AccountClient, count: int = 3, prefix: str = "") -> list[str]:
-    """Open accounts and send funds, charges (some declined) and a close."""
+    """Open accounts and send funds, charges (some declined) and a close at zero."""
     ids = [f"{prefix}{new_account_id()}" for _ in range(count)]
     for index, account_id in enumerate(ids):
         await accounts.open(account_id, "EUR" if index % 2 else "USD", overdraft_limit=100)
@@ -48,6 +48,11 @@ async def traffic(accounts: AccountClient, count: int = 3, prefix: str = "") -> 
             else:
                 with contextlib.suppress(InsufficientFunds):
                     await accounts.charge(account_id, 250 * step + 50, command_id=f"c{step}")
+    view = await accounts.wait_for(ids[0], lambda view: view.pending_commands == 0)
+    if view.balance > 0:  # an account closes at zero (issue 11)
+        await accounts.charge(ids[0], view.balance, command_id="to-zero")
+    elif view.balance < 0:
+        await accounts.add_funds(ids[0], -view.balance, command_id="to-zero")
     await accounts.close(ids[0], command_id="bye")
     return ids
 

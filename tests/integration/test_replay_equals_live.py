@@ -2,9 +2,12 @@
 
 The model-based run (``tests/integration/test_model_based.py``'s ``ModelRun``, checked against
 its reference model as it goes) drives accounts through their real workflows with a seeded mix
-of funds, charges, declines, rejections of malformed commands, duplicates, closes, and accounts
-that continue as new every 20-40 history events; the worker snapshots every 5 events. The
-projection runner brings the statement and the daily totals up to date. Then every replayed
+of funds, charges, declines, rejections of malformed commands, duplicates, and accounts that
+continue as new every 20-40 history events; the worker snapshots every 5 events. Closes come
+after it (the reference model predates closes that settle the balance and workflows that finish
+when closed): a close refused for the balance, a close at zero with its final invoice, and a
+command to a closed account (its workflow revived to reject it). The projection runner brings
+the statement and the daily totals up to date. Then every replayed
 table is read as text, a full replay rebuilds all of them from the log, and they are read again:
 row by row, the text must be identical. A replay of each account alone must change nothing
 either.
@@ -22,8 +25,10 @@ import os
 from collections import Counter
 
 import psycopg
+import pytest
 from temporalio.api.enums.v1 import EventType
 
+from client import AccountClient, AccountClosedError, AccountHasBalance
 from operations.replay.account import replay_account
 from operations.replay.rebuild import rebuild
 from projections import PROJECTIONS, REPLAYED
@@ -57,9 +62,11 @@ async def test_a_full_replay_equals_the_live_tables_byte_for_byte(client, task_q
                                                                    owner_db_url):
     await _every_column_is_compared_or_excused(pool)
     async with build_worker(client, worker_pool, task_queue, snapshot_every=SNAPSHOT_EVERY):
-        run = ModelRun(SEED, client, task_queue, pool)
+        run = NoCloseModelRun(SEED, client, task_queue, pool)
         await run.run(ROUNDS)  # checks every outcome, each log and reconcile as it goes
         continued = [lane.model.account_id for lane in run.lanes.values() if await _continued(lane.handle)]
+        await close_some(run.accounts, sorted(run.lanes), {lane.model.account_id: lane.model.balance
+                                                           for lane in run.lanes.values()})
     runner = ProjectionRunner(worker_pool, PROJECTIONS)
     while (await runner.catch_up())[0]:
         pass
@@ -78,12 +85,40 @@ async def test_a_full_replay_equals_the_live_tables_byte_for_byte(client, task_q
           f"{ {table: len(rows) for table, rows in live.items()} } rows")
     # The mix held what it is meant to hold, or the comparison proves less than it says.
     assert continued, "no account continued as new"
-    assert {"CHARGE_DECLINED", "COMMAND_REJECTED", "ACCOUNT_CLOSED"} <= set(kinds), kinds
+    assert {"CHARGE_DECLINED", "COMMAND_REJECTED", "ACCOUNT_CLOSED", "INVOICE_FINALIZED"} <= set(kinds), kinds
     assert done.events_done == sum(kinds.values())
     for table in ROWS:
         assert live[table], f"{table} is empty: nothing to compare"
         assert replayed[table] == live[table], table
         assert per_account[table] == live[table], table
+
+
+class NoCloseModelRun(ModelRun):
+    """The model's mix without its closes (its reference model closes an account whatever it
+    holds); a close step sends money by update instead, so the seed still drives every step."""
+
+    async def close(self, lane) -> None:
+        await self.update_money(lane)
+
+
+async def close_some(accounts: AccountClient, account_ids: list[str], balances: dict[str, int]) -> None:
+    """Close the first two accounts: a plain close refused while one holds a balance (recorded
+    as a rejection), the balance brought to zero by a charge or a fund, the close (with the final
+    invoice), then a charge to the closed account: its workflow is revived to reject it, and the
+    rejection is recorded. Every call waits for its outcome, so the log holds them all.
+    (A close with ``payout=True`` is left out: on d84bd16 it does not complete.)"""
+    for account_id in account_ids[:2]:
+        balance = balances[account_id]
+        if balance:
+            with pytest.raises(AccountHasBalance):
+                await accounts.close(account_id, command_id="close-refused", reason="not yet")
+        if balance > 0:
+            await accounts.charge(account_id, balance, command_id="to-zero")
+        elif balance < 0:
+            await accounts.add_funds(account_id, -balance, command_id="to-zero")
+        await accounts.close(account_id, command_id="close-zero", reason="done")
+        with pytest.raises(AccountClosedError):
+            await accounts.charge(account_id, 1, command_id="after-close")
 
 
 async def _continued(handle) -> bool:

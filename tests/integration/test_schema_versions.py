@@ -5,7 +5,7 @@ which loads it from the log and keeps working on it."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
@@ -22,9 +22,11 @@ from tests.integration.helpers import fetch_stored, new_account_id
 RECORDED_AT = datetime(2024, 2, 29, 12, 0, tzinfo=UTC)
 
 
-async def write_old_log(conn: psycopg.AsyncConnection, account_id: str, currency: str = "EUR") -> None:
+async def write_old_log(conn: psycopg.AsyncConnection, account_id: str, currency: str = "EUR",
+                        recorded_at: datetime = RECORDED_AT) -> None:
     """An account as a system from before ACCOUNT_CREATED v2 wrote it: its log (schema version
-    1 throughout, recorded on one day in 2024) and its ``accounts`` row. Balance 70."""
+    1 throughout, recorded at one instant, by default on one day in 2024) and its ``accounts``
+    row. Balance 70."""
     events = [
         ("ACCOUNT_CREATED", f'{{"account_id": "{account_id}", "currency": "{currency}",'
                             ' "overdraft_limit": 20}', None),
@@ -38,7 +40,7 @@ async def write_old_log(conn: psycopg.AsyncConnection, account_id: str, currency
             "INSERT INTO account_events (event_id, account_id, version, event_type, payload,"
             " command_id, schema_version, recorded_at)"
             " VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, 1, %s)",
-            (account_id, version, event_type, payload, command_id, RECORDED_AT))
+            (account_id, version, event_type, payload, command_id, recorded_at))
     await conn.execute("INSERT INTO accounts (account_id, currency, balance, version, status,"
                        " overdraft_limit) VALUES (%s, %s, 70, 4, 'open', 20)", (account_id, currency))
 
@@ -76,7 +78,9 @@ async def test_a_workflow_started_on_an_account_written_in_the_old_shape_keeps_w
         client, task_queue, worker, owner_db_url, pool):
     account_id = new_account_id()
     async with await psycopg.AsyncConnection.connect(owner_db_url, autocommit=True) as conn:
-        await write_old_log(conn, account_id)
+        # Recorded a minute ago: a v1 account is billed monthly from its first event's time, so
+        # one recorded in 2024 would have its workflow draft and finalize every invoice since.
+        await write_old_log(conn, account_id, recorded_at=datetime.now(UTC) - timedelta(minutes=1))
     accounts = AccountClient(client, task_queue, rpc_timeout=15)
 
     # The account's log exists: its workflow loads it instead of opening a new account.
