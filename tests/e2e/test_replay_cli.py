@@ -80,6 +80,7 @@ async def no_replay_left_behind(client: Client) -> AsyncIterator[None]:
         pass
 
 
+@pytest.mark.slow  # 60-80 s on the shared 2-core machine: run with -m slow
 async def test_a_killed_replay_resumes_and_verify_finds_and_replay_repairs_a_tampered_row(
         owner_db_url: str, replay_env: dict[str, str], replay_cli: Cli, tmp_path: Path,
         no_replay_left_behind: None) -> None:
