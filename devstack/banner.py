@@ -35,6 +35,8 @@ def announce(stack: Stack, settings: Settings) -> None:
         "  (started again if it exits)",
         f"  HTTP API     {stack.http_url}  (docs {stack.http_url}/docs)" if stack.http_url
         else "  HTTP API     not started (--no-http)",
+        f"  Kafka        {stack.kafka}, topics billing.account-events and billing.invoices "
+        "(the relay publishes the log)" if stack.kafka else "  Kafka        not started (--kafka)",
         f"  Metrics      {stack.metrics_url}  (worker: Temporal SDK + billing_*)"
         + (f", {stack.http_url}/metrics  (gateway)" if stack.http_url else ""),
         "",
@@ -46,6 +48,8 @@ def announce(stack: Stack, settings: Settings) -> None:
         f"  {python} -m starter balance acme",
         f"  {python} -m starter history acme --json",
         *([f"  curl -s {stack.http_url}/accounts/acme"] if stack.http_url else []),
+        *([f"  KAFKA_BOOTSTRAP_SERVERS={stack.kafka} {python} -m starter kafka tail --from-beginning"]
+          if stack.kafka else []),
         "",
         "Press Ctrl-C to stop everything started here.",
     ]

