@@ -6,7 +6,7 @@ before it is sent. Two ways to send a fund or charge:
 - ``add_funds``/``charge``/``submit`` coalesce concurrent calls to one account into
   ``post_batch`` messages (``client.batches``): the path for services under load;
 - ``send_one`` sends one command as its own ``add_funds``/``charge`` update (or signal), the
-  documented one-command contract, as the CLI does.
+  documented one-command contract, as the CLI does (refunds go this way too).
 
 With ``rpc_timeout``, every call is bounded; a call that runs out of time, like every other
 Temporal failure, surfaces as a ``BillingError`` subclass (``client.errors``).
@@ -16,27 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from client.batches import Batcher
+from client.billing import BillingCalls
+from client.commands import or_new, validated
 from client.errors import (
     AccountExists,
     Endpoint,
-    InvalidCommand,
     TemporalUnavailable,
     TemporalUnreachable,
 )
 from config import Settings, connect_temporal
-from domain.commands import AddFunds, Charge, CloseAccount
-from workflows.decoding import describe_validation_error
+from domain.commands import AddFunds, Charge, CloseAccount, RefundCharge
 from workflows.interface import (
     CLOSE,
     MAX_BATCH_COMMANDS,
@@ -54,12 +52,12 @@ from workflows.interface import (
 )
 
 POLL_INTERVAL = 0.1
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-class AccountClient:
-    """Open, fund, charge, close and inspect accounts. One instance per process is plenty.
+class AccountClient(BillingCalls):
+    """Open, fund, charge, refund, close and inspect accounts, and close their billing periods
+    (``BillingCalls``). One instance per process is plenty.
 
     ``task_queue`` is needed only to open accounts; ``rpc_timeout`` (seconds) bounds each call,
     an update included, and is the default patience of ``wait_for``."""
@@ -93,8 +91,8 @@ class AccountClient:
     async def open(self, account_id: str, currency: str, overdraft_limit: int = 0,
                    **options: Any) -> OpenOutcome:
         """Start the account's workflow and wait until it is open. Raises ``AccountExists``."""
-        start = _validated(_start_input, account_id=account_id, currency=currency,
-                           overdraft_limit=overdraft_limit, **options)
+        start = validated(_start_input, account_id=account_id, currency=currency,
+                          overdraft_limit=overdraft_limit, **options)
         if self._task_queue is None:
             raise ValueError("this AccountClient was made without a task queue: it cannot open accounts")
         handle = await self._call(account_id, self.temporal.start_workflow(
@@ -145,16 +143,16 @@ class AccountClient:
         """Credit ``amount`` minor units, coalesced with concurrent calls. With ``currency``, an
         account in another currency rejects it. With ``wait=False``, return once the account
         has received the command, without its outcome."""
-        command = _validated(AddFunds, command_id=_or_new(command_id), amount=amount,
-                             description=description, currency=currency)
+        command = validated(AddFunds, command_id=or_new(command_id), amount=amount,
+                            description=description, currency=currency)
         return await self.submit(account_id, command, wait=wait)
 
     async def charge(self, account_id: str, amount: int, *, command_id: str | None = None,
                      description: str = "", currency: str | None = None,
                      wait: bool = True) -> CommandOutcome | None:
         """Debit ``amount`` minor units, coalesced; raises ``InsufficientFunds`` when declined."""
-        command = _validated(Charge, command_id=_or_new(command_id), amount=amount,
-                             description=description, currency=currency)
+        command = validated(Charge, command_id=or_new(command_id), amount=amount,
+                            description=description, currency=currency)
         return await self.submit(account_id, command, wait=wait)
 
     async def submit(self, account_id: str, command: AddFunds | Charge, *,
@@ -162,11 +160,11 @@ class AccountClient:
         """Queue ``command``; it leaves with the account's next ``post_batch`` message."""
         return await self._batches.submit(account_id, command, wait)
 
-    async def send_one(self, account_id: str, command: AddFunds | Charge, *,
+    async def send_one(self, account_id: str, command: AddFunds | Charge | RefundCharge, *,
                        wait: bool = True) -> CommandOutcome | None:
-        """Send ``command`` alone, as the ``add_funds`` or ``charge`` update that answers with
-        its outcome, or (``wait=False``) as the signal of that name."""
-        payload = command.model_dump(mode="json", exclude={"kind"})
+        """Send ``command`` alone, as the ``add_funds``, ``charge`` or ``refund`` update that
+        answers with its outcome, or (``wait=False``) as the signal of that name."""
+        payload = command.model_dump(mode="json", exclude={"kind", "facts"})
         handle = self.handle(account_id)
         if not wait:
             await self._call(account_id, handle.signal(
@@ -180,7 +178,7 @@ class AccountClient:
                     reason: str = "") -> str:
         """Signal ``close``; the account records it after every command received before it.
         Returns the close command's id."""
-        command = _validated(CloseAccount, command_id=_or_new(command_id), reason=reason)
+        command = validated(CloseAccount, command_id=or_new(command_id), reason=reason)
         payload = command.model_dump(mode="json", exclude={"kind"})
         await self._call(account_id, self.handle(account_id).signal(
             CLOSE, payload, rpc_timeout=self._rpc_timeout), command.command_id)
@@ -212,25 +210,6 @@ class AccountClient:
     @property
     def _rpc_timeout(self) -> timedelta | None:
         return None if self._timeout is None else timedelta(seconds=self._timeout)
-
-
-def new_command_id() -> str:
-    """A fresh idempotency key, for a command the caller did not name."""
-    return str(uuid.uuid4())
-
-
-def _or_new(command_id: str | None) -> str:
-    """The caller's key, or a fresh one if none was given. An empty key is the caller's, and
-    invalid: replacing it would apply a retry under that key twice."""
-    return new_command_id() if command_id is None else command_id
-
-
-def _validated(build: Callable[..., M], **fields: Any) -> M:
-    """``build(**fields)``, a domain model; ``InvalidCommand`` with every problem if it refuses."""
-    try:
-        return build(**fields)
-    except ValidationError as error:
-        raise InvalidCommand(describe_validation_error(error)) from None
 
 
 def _start_input(**fields: Any) -> AccountWorkflowInput:
