@@ -11,13 +11,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from client import AccountClient
-from gateway import problems, routes
+from gateway import invoicing, problems, routes
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 
-DESCRIPTION = """Accounts with an append-only event log. Amounts are integers in minor units of
-the account's currency (cents for USD). Funds, charges and closes take an `Idempotency-Key`
-header: the command's id. Errors are `application/problem+json` with a stable `type`."""
+DESCRIPTION = """Accounts with an append-only event log, billed in periods. Amounts are integers
+in minor units of the account's currency (cents for USD). Funds, charges, refunds and closes take
+an `Idempotency-Key` header: the command's id. Errors are `application/problem+json` with a stable
+`type`."""
 
 
 class GatewayApp(FastAPI):
@@ -42,4 +43,5 @@ def create_app(settings: GatewaySettings | None = None, *, accounts: AccountClie
     app.state.upstream = Upstream(found, accounts)
     problems.install(app, found.retry_after)
     app.include_router(routes.router)
+    app.include_router(invoicing.router)
     return app
