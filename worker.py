@@ -7,7 +7,8 @@
 At start it waits for Postgres and then Temporal (capped backoff, one log line per attempt,
 ``BILLING_STARTUP_TIMEOUT`` in all), applies pending migrations as the owner if it has the
 owner's URL (safe when several workers start at once), checks that the database is migrated and
-that its own role cannot change the event log, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
+that its own role cannot change the event log, registers the account workflow's search
+attributes if the namespace lacks them, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
 SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. See
 ``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
 unavailable at the deadline (or the worker failed), 2 configuration or an unmigrated database.
@@ -39,6 +40,7 @@ from activities.db import DatabaseNotReady, check_worker_database, migrate, open
 from activities.event_store import EventStore
 from activities.snapshots import DEFAULT_EVERY as DEFAULT_SNAPSHOT_EVERY
 from config import ConfigError, Settings, connect_temporal
+from operations.search_attributes import SearchAttributesMissing, ensure_search_attributes
 from outages.backoff import Deadline
 from outages.dependencies import (
     Stopped,
@@ -162,6 +164,7 @@ class Startup:
         return await self._postgres(url, lambda: _opened_pool(url, role))
 
     async def temporal(self) -> Client:
+        """Reach Temporal, then register the account workflow's search attributes if missing."""
         settings = self.settings
 
         async def reach() -> Client:
@@ -172,9 +175,15 @@ class Startup:
                     DescribeNamespaceRequest(namespace=settings.temporal_namespace))
                 return client
 
-        return await wait_for("Temporal", f"{settings.temporal_address} (namespace "
-                              f"{settings.temporal_namespace})", reach, reason=temporal_reason,
-                              deadline=self.deadline, stop=self.stop)
+        client = await wait_for("Temporal", f"{settings.temporal_address} (namespace "
+                                f"{settings.temporal_namespace})", reach, reason=temporal_reason,
+                                deadline=self.deadline, stop=self.stop)
+        try:
+            if added := await ensure_search_attributes(client, settings.temporal_namespace):
+                log.info("search attributes registered: %s", ", ".join(added))
+        except SearchAttributesMissing as error:
+            raise ConfigError(str(error)) from error
+        return client
 
     async def _postgres(self, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
         return await wait_for("Postgres", postgres_where(url), attempt, reason=postgres_reason,

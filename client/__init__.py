@@ -11,7 +11,9 @@
 from client.account_client import AccountClient
 from client.commands import new_command_id
 from client.errors import (
+    AccountClosedError,
     AccountExists,
+    AccountHasBalance,
     AccountNotFound,
     AccountNotRunning,
     BillingError,
@@ -26,7 +28,8 @@ from client.errors import (
 )
 
 __all__ = [
-    "AccountClient", "AccountExists", "AccountNotFound", "AccountNotRunning", "BillingError",
-    "CommandRefused", "CommandRejectedError", "IdempotencyKeyReused", "InsufficientFunds", "InvalidCommand",
-    "NamespaceNotFound", "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
+    "AccountClient", "AccountClosedError", "AccountExists", "AccountHasBalance", "AccountNotFound",
+    "AccountNotRunning", "BillingError", "CommandRefused", "CommandRejectedError",
+    "IdempotencyKeyReused", "InsufficientFunds", "InvalidCommand", "NamespaceNotFound",
+    "TemporalUnavailable", "TemporalUnreachable", "new_command_id",
 ]

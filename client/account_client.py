@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from pydantic import BaseModel
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -29,6 +30,7 @@ from client.billing import BillingCalls
 from client.commands import or_new, validated
 from client.errors import (
     AccountExists,
+    AccountNotFound,
     Endpoint,
     TemporalUnavailable,
     TemporalUnreachable,
@@ -52,6 +54,7 @@ from workflows.interface import (
 )
 
 POLL_INTERVAL = 0.1
+M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
@@ -73,6 +76,8 @@ class AccountClient(BillingCalls):
         self._batches = Batcher(self._send_batch, max_in_flight=max_in_flight, max_batch=max_batch)
         self.messages_sent = 0
         """How many ``post_batch`` messages the coalescing path has sent."""
+        self.revived = 0
+        """How many calls found the account's workflow gone and started it again from the log."""
 
     @classmethod
     async def connect(cls, settings: Settings, *, rpc_timeout: float | None = None,
@@ -98,7 +103,8 @@ class AccountClient(BillingCalls):
         handle = await self._call(account_id, self.temporal.start_workflow(
             WORKFLOW_TYPE, start, id=workflow_id(account_id), task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, rpc_timeout=self._rpc_timeout))
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, rpc_timeout=self._rpc_timeout,
+            static_summary=f"Account {account_id}, {currency}"))
         try:
             outcome = await self._call(account_id, handle.execute_update(
                 OPENED, result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
@@ -111,6 +117,24 @@ class AccountClient(BillingCalls):
             raise AccountExists(f"account {account_id} already exists: its event log holds "
                                 f"{outcome.account.version} event(s); its workflow is running "
                                 "again", outcome)
+        return outcome
+
+    async def revive(self, account_id: str) -> OpenOutcome:
+        """Start the account's workflow again from the log if it is not running (terminated,
+        or finished after a close), and wait until it has loaded. ``AccountNotFound`` if the log
+        does not hold the account (the revived run then ends at once)."""
+        if self._task_queue is None:
+            raise ValueError("this AccountClient was made without a task queue: it cannot revive")
+        handle = await self._call(account_id, self.temporal.start_workflow(
+            WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
+            task_queue=self._task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, rpc_timeout=self._rpc_timeout,
+            static_summary=f"Account {account_id} (revived)"))
+        outcome = await self._call(account_id, handle.execute_update(
+            OPENED, result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
+        if not outcome.account.currency:
+            raise AccountNotFound(f"account {account_id} not found")
+        self.revived += 1
         return outcome
 
     async def state(self, account_id: str, *, running_only: bool = False) -> AccountView:
@@ -165,37 +189,74 @@ class AccountClient(BillingCalls):
         """Send ``command`` alone, as the ``add_funds``, ``charge`` or ``refund`` update that
         answers with its outcome, or (``wait=False``) as the signal of that name."""
         payload = command.model_dump(mode="json", exclude={"kind", "facts"})
-        handle = self.handle(account_id)
         if not wait:
-            await self._call(account_id, handle.signal(
-                command.kind, payload, rpc_timeout=self._rpc_timeout), command.command_id)
+            await self._signal(account_id, command.kind, payload, command.command_id)
             return None
-        return await self._call(account_id, handle.execute_update(
-            command.kind, payload, result_type=CommandOutcome, rpc_timeout=self._rpc_timeout),
-            command.command_id)
+        return await self._update(account_id, command.kind, payload, CommandOutcome, command.command_id)
 
-    async def close(self, account_id: str, *, command_id: str | None = None,
-                    reason: str = "") -> str:
-        """Signal ``close``; the account records it after every command received before it.
-        Returns the close command's id."""
-        command = validated(CloseAccount, command_id=or_new(command_id), reason=reason)
+    async def close(self, account_id: str, *, command_id: str | None = None, reason: str = "",
+                    payout: bool = False, wait: bool = True) -> CommandOutcome | None:
+        """Close the account, after every command it received before. One with a balance is
+        refused (``AccountHasBalance``) unless ``payout`` (with a ``reason``) settles it first.
+        With ``wait=False``, signal it and return at once."""
+        command = validated(CloseAccount, command_id=or_new(command_id), reason=reason,
+                            payout=payout)
         payload = command.model_dump(mode="json", exclude={"kind"})
-        await self._call(account_id, self.handle(account_id).signal(
-            CLOSE, payload, rpc_timeout=self._rpc_timeout), command.command_id)
-        return command.command_id
+        if not wait:
+            await self._signal(account_id, CLOSE, payload, command.command_id)
+            return None
+        return await self._update(account_id, CLOSE, payload, CommandOutcome, command.command_id)
 
     async def _send_batch(self, account_id: str, commands: list[AddFunds | Charge],
                           wait: bool) -> list[CommandOutcome] | None:
         """One ``post_batch`` message: an update when ``wait``, else a signal."""
         body = PostBatch(commands=commands)
-        handle = self.handle(account_id)
         self.messages_sent += 1
         if not wait:
-            await self._call(account_id, handle.signal(POST_BATCH, body, rpc_timeout=self._rpc_timeout))
+            await self._signal(account_id, POST_BATCH, body)
             return None
-        result = await self._call(account_id, handle.execute_update(
-            POST_BATCH, body, result_type=BatchOutcome, rpc_timeout=self._rpc_timeout))
+        result = await self._update(account_id, POST_BATCH, body, BatchOutcome)
         return result.outcomes
+
+    # --- sending, reviving a workflow that is gone ------------------------------------------
+
+    async def _update(self, account_id: str, name: str, arg: Any, result_type: type[M],
+                      command_id: str | None = None) -> M:
+        """The update ``name``; if the account's workflow is gone (terminated, or finished after
+        a close), update-with-start revives it from the log first."""
+        try:
+            return await self._call(account_id, self.handle(account_id).execute_update(
+                name, arg, result_type=result_type, rpc_timeout=self._rpc_timeout), command_id)
+        except AccountNotFound:
+            if self._task_queue is None:
+                raise
+        self.revived += 1
+        return await self._call(account_id, self.temporal.execute_update_with_start_workflow(
+            name, arg, start_workflow_operation=self._revival(account_id), result_type=result_type,
+            rpc_timeout=self._rpc_timeout), command_id)
+
+    async def _signal(self, account_id: str, name: str, arg: Any, command_id: str | None = None) -> None:
+        """The signal ``name``, with signal-with-start when the workflow is gone (``_update``)."""
+        try:
+            await self._call(account_id, self.handle(account_id).signal(
+                name, arg, rpc_timeout=self._rpc_timeout), command_id)
+            return
+        except AccountNotFound:
+            if self._task_queue is None:
+                raise
+        self.revived += 1
+        await self._call(account_id, self.temporal.start_workflow(
+            WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
+            task_queue=self._task_queue, start_signal=name, start_signal_args=[arg],
+            static_summary=f"Account {account_id} (revived)", rpc_timeout=self._rpc_timeout),
+            command_id)
+
+    def _revival(self, account_id: str) -> WithStartWorkflowOperation[Any, Any]:
+        assert self._task_queue is not None
+        return WithStartWorkflowOperation(
+            WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
+            task_queue=self._task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"Account {account_id} (revived)")
 
     async def _call(self, account_id: str, call: Awaitable[T], command_id: str | None = None) -> T:
         """Await one Temporal call within the timeout; its failures become BillingErrors."""
@@ -210,6 +271,11 @@ class AccountClient(BillingCalls):
     @property
     def _rpc_timeout(self) -> timedelta | None:
         return None if self._timeout is None else timedelta(seconds=self._timeout)
+
+
+def revival_input(account_id: str) -> AccountWorkflowInput:
+    """The start input that revives an account's workflow from the log, never opening one."""
+    return AccountWorkflowInput(account_id=account_id, revive=True)
 
 
 def _start_input(**fields: Any) -> AccountWorkflowInput:

@@ -1,19 +1,18 @@
 """The billing calls of ``AccountClient``: refunds and closing a billing period. A mixin; the
-client's other half sends (``send_one``) and translates errors (``_call``)."""
+client's other half sends (``send_one``, ``_update``: errors translated, a finished
+workflow revived)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from temporalio.client import WorkflowHandle
+from pydantic import BaseModel
 
 from client.commands import or_new, validated
 from domain.commands import AddFunds, Charge, RefundCharge
 from workflows.interface import CLOSE_PERIOD, CommandOutcome, PeriodClosed
 
-T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class BillingCalls:
@@ -33,21 +32,15 @@ class BillingCalls:
     async def close_period(self, account_id: str) -> PeriodClosed:
         """End the account's running billing period now (the ``close_period`` update): its
         invoice is drafted and finalized, and any draft still in its grace period too. The
-        answer names no invoice when the period had just begun."""
-        return await self._call(account_id, self.handle(account_id).execute_update(
-            CLOSE_PERIOD, result_type=PeriodClosed, rpc_timeout=self._rpc_timeout))
+        answer names no invoice when the period had just begun, or the account is closed (its
+        workflow, if finished, is revived from the log to answer)."""
+        return await self._update(account_id, CLOSE_PERIOD, None, PeriodClosed)
 
     # The other half's, declared for the type checker.
     async def send_one(self, account_id: str, command: AddFunds | Charge | RefundCharge, *,
                        wait: bool = True) -> CommandOutcome | None:
         raise NotImplementedError
 
-    async def _call(self, account_id: str, call: Awaitable[T], command_id: str | None = None) -> T:
-        raise NotImplementedError
-
-    def handle(self, account_id: str) -> WorkflowHandle:
-        raise NotImplementedError
-
-    @property
-    def _rpc_timeout(self) -> timedelta | None:
+    async def _update(self, account_id: str, name: str, arg: Any, result_type: type[M],
+                      command_id: str | None = None) -> M:
         raise NotImplementedError

@@ -19,7 +19,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.account import CLOSED_REASON, HOLDS_BALANCE_PREFIX, NO_ACCOUNT_REASON
 from workflows.interface import (
+    ACCOUNT_HAS_BALANCE,
     COMMAND_REJECTED,
     IDEMPOTENCY_KEY_REUSED,
     INSUFFICIENT_FUNDS,
@@ -27,6 +29,9 @@ from workflows.interface import (
     CommandOutcome,
     OpenOutcome,
 )
+
+REFUSALS = (INSUFFICIENT_FUNDS, COMMAND_REJECTED, ACCOUNT_HAS_BALANCE, IDEMPOTENCY_KEY_REUSED)
+"""The update error types that carry the command's outcome in their details."""
 
 
 class BillingError(Exception):
@@ -38,7 +43,7 @@ class InvalidCommand(BillingError):
 
 
 class AccountNotFound(BillingError):
-    """No workflow runs for this account."""
+    """The event log holds no such account (the client tried reviving its workflow first)."""
 
 
 class AccountNotRunning(BillingError):
@@ -75,6 +80,15 @@ class CommandRejectedError(CommandRefused):
     """A command rejected by the account, e.g. because it is closed (``COMMAND_REJECTED``)."""
 
 
+class AccountClosedError(CommandRejectedError):
+    """The account is closed: every command after the close is rejected (and recorded so)."""
+
+
+class AccountHasBalance(CommandRejectedError):
+    """A close refused because the account holds money or owes it (``outcome.balance``); close
+    with ``payout=True`` and a reason to settle it first."""
+
+
 class IdempotencyKeyReused(CommandRefused):
     """The key was used before for another command (the message says what differs); nothing was
     recorded. ``outcome.version`` is the event that recorded the first one."""
@@ -101,8 +115,15 @@ class TemporalUnreachable(TemporalUnavailable):
         self.address, self.reason = address, reason
 
 
-def refusal(outcome: CommandOutcome) -> CommandRefused | None:
+def refusal(outcome: CommandOutcome, account_id: str = "") -> BillingError | None:
     """The error a caller gets for ``outcome``: None when it was applied or a duplicate."""
+    if outcome.status == "rejected":
+        if outcome.reason == NO_ACCOUNT_REASON:
+            return AccountNotFound(f"account {account_id} not found" if account_id else "account not found")
+        if outcome.reason == CLOSED_REASON:
+            return AccountClosedError(outcome)
+        if outcome.reason.startswith(HOLDS_BALANCE_PREFIX):
+            return AccountHasBalance(outcome)
     refused = {"declined": InsufficientFunds, "rejected": CommandRejectedError,
                "refused": IdempotencyKeyReused}.get(outcome.status)
     return refused(outcome) if refused else None
@@ -166,9 +187,9 @@ def _update_failure(cause: BaseException, account_id: str) -> BillingError:
     if isinstance(cause, ApplicationError):
         if cause.type == INVALID_COMMAND:
             return InvalidCommand(cause.message)
-        if cause.type in (INSUFFICIENT_FUNDS, COMMAND_REJECTED, IDEMPOTENCY_KEY_REUSED) and cause.details:
+        if cause.type in REFUSALS and cause.details:
             try:
-                refused = refusal(CommandOutcome.model_validate(cause.details[0]))
+                refused = refusal(CommandOutcome.model_validate(cause.details[0]), account_id)
             except ValidationError:
                 refused = None
             if refused is not None:

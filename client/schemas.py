@@ -25,6 +25,7 @@ from domain.commands import AddFunds, Charge, CloseAccount, OpenAccount, RefundC
 from domain.events import (
     AccountClosed,
     AccountCreated,
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CommandRejected,
@@ -42,7 +43,7 @@ INDEX = "index.json"
 EVENTS = {
     next(f.default for f in fields(event) if f.name == "type"): event
     for event in (AccountCreated, FundsAdded, ChargeApplied, ChargeDeclined, CommandRejected, AccountClosed,
-                  RefundApplied, InvoiceDrafted, InvoiceFinalized, CreditNoteIssued)
+                  RefundApplied, InvoiceDrafted, InvoiceFinalized, CreditNoteIssued, BalancePaidOut)
 }
 """Each event class, by its type (its name in the log)."""
 ERRORS = {
@@ -51,6 +52,8 @@ ERRORS = {
                            " nothing is recorded", None),
     wire.INSUFFICIENT_FUNDS: ("an update charge that would go below -overdraft_limit;"
                               " recorded as CHARGE_DECLINED", "command_outcome.json"),
+    wire.ACCOUNT_HAS_BALANCE: ("a close update of an account whose balance is not zero, without"
+                               " payout; recorded as COMMAND_REJECTED", "command_outcome.json"),
     wire.COMMAND_REJECTED: ("an update on a closed or missing account, past the balance limit, or"
                             " a refund of an unknown charge or of more than is left of it;"
                             " recorded as COMMAND_REJECTED", "command_outcome.json"),
@@ -124,6 +127,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "add_funds.json": _argument(AddFunds),
     "charge.json": _argument(Charge),
     "close.json": _close,
+    "close_update.json": _argument(CloseAccount),
     "refund.json": _refund,
     "post_batch.json": _post_batch,
     "command_outcome.json": _answer(wire.CommandOutcome),
@@ -149,6 +153,7 @@ def index() -> dict[str, Any]:
             wire.CHARGE: {"argument": "charge.json", "answer": "command_outcome.json"},
             wire.POST_BATCH: {"argument": "post_batch.json", "answer": "batch_outcome.json"},
             wire.REFUND: {"argument": "refund.json", "answer": "command_outcome.json"},
+            wire.CLOSE: {"argument": "close_update.json", "answer": "command_outcome.json"},
             wire.CLOSE_PERIOD: {"argument": None, "answer": "period_closed.json"},
             wire.OPENED: {"argument": None, "answer": "open_outcome.json"},
         },

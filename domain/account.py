@@ -30,6 +30,7 @@ from domain.commands import (
 from domain.events import (
     AccountClosed,
     AccountCreated,
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CommandRejected,
@@ -50,6 +51,8 @@ NO_ACCOUNT_REASON = "account does not exist"
 CLOSED_REASON = "account is closed"
 OTHER_CURRENCY_PREFIX = "the command is in "
 """How the reason of a command in another currency than the account's starts."""
+HOLDS_BALANCE_PREFIX = "the account holds a balance of "
+"""How the reason of a close refused because the balance is not zero starts."""
 
 
 def decide(state: AccountState, command: Command) -> list[Event]:
@@ -82,8 +85,22 @@ def decide(state: AccountState, command: Command) -> list[Event]:
         return [_charged(state, command)]
     if isinstance(command, RefundCharge):
         return _refunded(command)
-    return [AccountClosed(command_id=command.command_id, reason=command.reason,
-                          command_fingerprint=command.fingerprint())]
+    return _closed(state, command)
+
+
+def _closed(state: AccountState, command: CloseAccount) -> list[Event]:
+    """Close; an account with a balance only with a payout (and a reason for it), recorded first."""
+    closed = AccountClosed(command_id=command.command_id, reason=command.reason,
+                           command_fingerprint=command.fingerprint())
+    if not state.balance:
+        return [closed]
+    if not command.payout:
+        return [_rejected(command, f"{HOLDS_BALANCE_PREFIX}{state.balance} (minor units of "
+                                   f"{state.currency}); close with a payout to settle it first")]
+    if not command.reason.strip():
+        return [_rejected(command, "a payout needs a reason")]
+    return [BalancePaidOut(amount=state.balance, reason=command.reason, close_id=command.command_id),
+            closed]
 
 
 def _funded(state: AccountState, command: AddFunds) -> Event:
@@ -175,6 +192,8 @@ def balance_change(event: Event) -> int:
         return -event.amount
     if isinstance(event, RefundApplied):
         return event.amount
+    if isinstance(event, BalancePaidOut):
+        return -event.amount
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from domain.commands import DraftInvoice, FinalizeInvoice
-from domain.events import AccountCreated, Event, InvoiceDrafted, InvoiceFinalized
+from domain.events import AccountClosed, AccountCreated, Event, InvoiceDrafted, InvoiceFinalized
 from domain.state import AccountState, Billing
 
 
@@ -32,8 +32,10 @@ def billing_after(billing: Billing, event: Event) -> Billing:
     if isinstance(event, AccountCreated):
         return Billing(period=event.billing_period, opened_at=event.opened_at,
                        period_start=event.opened_at)
+    if isinstance(event, AccountClosed):
+        return replace(billing, final_due=billing.bills)
     if isinstance(event, InvoiceDrafted):
-        return replace(billing, period_start=event.period_end, drafted=event.sequence,
+        return replace(billing, period_start=event.period_end, drafted=event.sequence, final_due=False,
                        invoiced_through=event.last_version,
                        awaiting=(*billing.awaiting, (event.sequence, event.period_end)))
     if isinstance(event, InvoiceFinalized):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -54,10 +54,17 @@ class _Command(BaseModel):
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    """Fields added after fingerprints of this command were first recorded: left out of the
+    digest while at their default, so that a key recorded before keeps its fingerprint."""
+
     def fingerprint(self) -> str:
         """What the command asks, without its id: ``kind:amount:digest`` of every other field.
         The same key with another fingerprint is another command (``describe_reuse``)."""
         fields = self.model_dump(mode="json", exclude={"command_id", "kind", "amount", "facts"})
+        for name in self.ADDED_FIELDS:
+            if fields.get(name) == type(self).model_fields[name].default:
+                del fields[name]
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.kind}:{getattr(self, 'amount', '')}:{digest}"  # type: ignore[attr-defined]
 
@@ -73,7 +80,7 @@ def describe_reuse(first: str, again: str) -> str:
         return f"the key was used for {_KINDS.get(kind, kind)}, not {_KINDS.get(new_kind, new_kind)}"
     if amount != new_amount:
         return f"the key was used for an amount of {amount}, not {new_amount}"
-    return "the key was used with another description, currency or reason"
+    return "the key was used with another description, currency, reason or payout"
 
 
 class OpenAccount(_Command):
@@ -111,11 +118,15 @@ class Charge(_Command):
 
 
 class CloseAccount(_Command):
-    """Close the account; every later command is rejected."""
+    """Close the account; every later command is rejected. An account that holds money (or
+    owes it) closes only with ``payout``, which records the balance as paid out, for
+    ``reason``, first."""
 
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"payout"})
     kind: Literal["close"] = "close"
     command_id: CommandId
     reason: Description = ""
+    payout: bool = False
 
 
 class ChargeFacts(BaseModel):

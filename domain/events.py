@@ -84,6 +84,20 @@ class AccountClosed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BalancePaidOut:
+    """The balance settled as the account closed (``close --payout``): ``amount`` paid out to
+    the holder, or, when negative, collected from them; the balance is zero after it. Recorded
+    just before ACCOUNT_CLOSED, whose command id it shares in ``close_id``."""
+
+    type: Literal["BALANCE_PAID_OUT"] = "BALANCE_PAID_OUT"
+    command_id: str | None = None
+    command_fingerprint: str | None = field(default=None, compare=False)
+    amount: int
+    reason: str
+    close_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RefundApplied:
     """All or part of an earlier charge (``charge_id``, recorded at ``charge_version``) given back."""
 
@@ -139,7 +153,7 @@ class CreditNoteIssued:
 
 Event = Annotated[
     AccountCreated | FundsAdded | ChargeApplied | ChargeDeclined | CommandRejected | AccountClosed
-    | RefundApplied | InvoiceDrafted | InvoiceFinalized | CreditNoteIssued,
+    | RefundApplied | InvoiceDrafted | InvoiceFinalized | CreditNoteIssued | BalancePaidOut,
     Field(discriminator="type"),
 ]
 

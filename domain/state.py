@@ -15,7 +15,7 @@ from pydantic_core import core_schema
 
 from domain.memory import CommandMemory, PriorOutcome, Recorded
 
-STATE_SCHEMA_VERSION = 2
+STATE_SCHEMA_VERSION = 3
 """The shape of ``AccountState`` as stored in snapshots. Raise it with any change to the fields
 or their meaning: snapshots of another version are then ignored and rebuilt
 (``python -m starter snapshots rebuild``)."""
@@ -39,6 +39,8 @@ class Billing:
     finalized: int = 0
     invoiced_through: int = 0
     awaiting: tuple[tuple[int, datetime], ...] = ()
+    final_due: bool = False
+    """The account closed: its last period ends now, and its invoices are final at once."""
 
     @property
     def bills(self) -> bool:

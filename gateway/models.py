@@ -58,6 +58,8 @@ class CloseRequest(_Body):
     """``POST /accounts/{id}/close`` (the body is optional)."""
 
     reason: Description = ""
+    payout: bool = False
+    """Pay the balance out (recorded as BALANCE_PAID_OUT) before closing; needs a reason."""
 
 
 class ClosedAccount(BaseModel):

@@ -30,7 +30,7 @@ from client import (
     NamespaceNotFound,
     TemporalUnavailable,
 )
-from domain.account import CLOSED_REASON, NO_ACCOUNT_REASON, OTHER_CURRENCY_PREFIX
+from domain.account import CLOSED_REASON, HOLDS_BALANCE_PREFIX, NO_ACCOUNT_REASON, OTHER_CURRENCY_PREFIX
 from workflows.interface import CommandOutcome
 
 PROBLEM_JSON = "application/problem+json"
@@ -57,6 +57,8 @@ ACCOUNT_NOT_FOUND = Kind("account-not-found", 404, "No such account")
 INVOICE_NOT_FOUND = Kind("invoice-not-found", 404, "No such invoice")
 ACCOUNT_EXISTS = Kind("account-exists", 409, "The account already exists")
 ACCOUNT_CLOSED = Kind("account-closed", 409, "The account is closed")
+ACCOUNT_HAS_BALANCE = Kind("account-has-balance", 409,
+                           "The account holds a balance; close it with a payout")
 CURRENCY_MISMATCH = Kind("currency-mismatch", 422, "The command is in another currency than the account")
 COMMAND_REJECTED = Kind("command-rejected", 422, "The account rejected the command")
 KEY_REUSED = Kind("idempotency-key-reused", 422, "The Idempotency-Key was used for another request")
@@ -64,8 +66,8 @@ TEMPORAL_UNAVAILABLE = Kind("temporal-unavailable", 503, "The accounts do not an
 DATABASE_UNAVAILABLE = Kind("database-unavailable", 503, "The event log cannot be read; try again")
 INTERNAL_ERROR = Kind("internal-error", 500, "Internal error")
 KINDS = (INVALID_REQUEST, INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, INVOICE_NOT_FOUND, ACCOUNT_EXISTS,
-         ACCOUNT_CLOSED, CURRENCY_MISMATCH, COMMAND_REJECTED, KEY_REUSED, TEMPORAL_UNAVAILABLE,
-         DATABASE_UNAVAILABLE, INTERNAL_ERROR)
+         ACCOUNT_CLOSED, ACCOUNT_HAS_BALANCE, CURRENCY_MISMATCH, COMMAND_REJECTED, KEY_REUSED,
+         TEMPORAL_UNAVAILABLE, DATABASE_UNAVAILABLE, INTERNAL_ERROR)
 
 
 class FieldError(BaseModel):
@@ -85,7 +87,7 @@ class Problem(BaseModel):
     account_id: str | None = None
     command_id: str | None = None
     balance: int | None = None
-    """For a declined charge: the balance it would have taken below the overdraft limit."""
+    """For a declined charge, or a close refused for the balance: the account's balance."""
     version: int | None = None
     """The event that recorded the command (a decline or rejection is recorded too)."""
     errors: list[FieldError] | None = None
@@ -114,6 +116,8 @@ def rejection(reason: str) -> Kind:
         return ACCOUNT_NOT_FOUND
     if reason.startswith(OTHER_CURRENCY_PREFIX):
         return CURRENCY_MISMATCH
+    if reason.startswith(HOLDS_BALANCE_PREFIX):
+        return ACCOUNT_HAS_BALANCE
     return COMMAND_REJECTED
 
 
@@ -122,7 +126,7 @@ def refused(outcome: CommandOutcome, status: str, account_id: str) -> ApiProblem
     kind = {"declined": INSUFFICIENT_FUNDS, "refused": KEY_REUSED}.get(status) or rejection(outcome.reason)
     extensions = {"account_id": account_id, "command_id": outcome.command_id,
                   "version": outcome.version}
-    if status == "declined":
+    if status == "declined" or kind is ACCOUNT_HAS_BALANCE:
         extensions["balance"] = outcome.balance
     return ApiProblem(kind, outcome.reason, extensions)
 

@@ -22,6 +22,7 @@ from gateway.models import ClosedAccount, CloseRequest, MoneyRequest, OpenAccoun
 from gateway.problems import (
     ACCOUNT_CLOSED,
     ACCOUNT_EXISTS,
+    ACCOUNT_HAS_BALANCE,
     ACCOUNT_NOT_FOUND,
     COMMAND_REJECTED,
     CURRENCY_MISMATCH,
@@ -96,19 +97,23 @@ async def charge(account_id: AccountPath, body: MoneyRequest, request: Request, 
 
 @router.post("/accounts/{account_id}/close", response_model=ClosedAccount, responses={
     200: {"headers": COMMAND_HEADERS}, **problems.responses(
-        ACCOUNT_NOT_FOUND, ACCOUNT_CLOSED, KEY_REUSED, TEMPORAL_UNAVAILABLE, DATABASE_UNAVAILABLE)})
+        ACCOUNT_NOT_FOUND, ACCOUNT_CLOSED, ACCOUNT_HAS_BALANCE, COMMAND_REJECTED, KEY_REUSED,
+        TEMPORAL_UNAVAILABLE, DATABASE_UNAVAILABLE)})
 async def close_account(account_id: AccountPath, request: Request, response: Response,
                         body: CloseRequest | None = None,
                         idempotency_key: IdempotencyKey = None) -> ClosedAccount:
-    """Close the account, after every command it received before; later ones are a 409.
+    """Close the account, after every command it received before; later ones are a 409. One
+    with a balance is a 409 too, unless ``payout`` (with a ``reason``) pays it out first.
     Answers once the close is in the event log."""
     key = idempotency_key or new_command_id()
-    command = CloseAccount(command_id=key, reason=body.reason if body else "")
+    command = CloseAccount(command_id=key, reason=body.reason if body else "",
+                           payout=body.payout if body else False)
     upstream = _upstream(request)
     with answering(account_id, key, response):
         recorded = await upstream.recorded(account_id, key)
         if recorded is None:
-            await (await upstream.accounts()).close(account_id, command_id=key, reason=command.reason)
+            await (await upstream.accounts()).close(account_id, command_id=key, reason=command.reason,
+                                                    payout=command.payout)
             recorded = await upstream.wait_recorded(account_id, key)
         else:
             response.headers["Idempotent-Replayed"] = "true"

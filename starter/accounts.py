@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from client import (
     AccountClient,
     AccountExists,
+    AccountHasBalance,
     AccountNotFound,
     BillingError,
     CommandRefused,
@@ -71,11 +72,13 @@ class Accounts:
         with translated():
             return await self.client.close_period(account_id)
 
-    async def close(self, account_id: str, command: CloseAccount) -> None:
-        """Signal ``close``; the workflow records it after every command received before it."""
-        with translated(command=command):
-            await self.client.close(account_id, command_id=command.command_id,
-                                    reason=command.reason)
+    async def close(self, view: AccountView, command: CloseAccount, *,
+                    wait: bool) -> CommandOutcome | None:
+        """Send ``close`` as an update that answers its outcome, or (``wait=False``) a signal;
+        the workflow records it after every command received before it."""
+        with translated(view, command):
+            return await self.client.close(view.account_id, command_id=command.command_id,
+                                           reason=command.reason, payout=command.payout, wait=wait)
 
     async def wait_for(self, account_id: str, done: Callable[[AccountView], bool],
                        what: str) -> AccountView:
@@ -129,6 +132,9 @@ def _refused(error: CommandRefused, view: AccountView | None, command: Command |
     details = {"outcome": outcome.model_dump(mode="json")}
     kind = command.kind if command else "command"
     account = f"account {view.account_id}" if view else "the account"
+    if isinstance(error, AccountHasBalance) and view:
+        return CliError(f"{account} holds {money(outcome.balance, view.currency)}: close it with "
+                        "--payout --reason TEXT to pay the balance out first", ExitCode.REFUSED, details)
     if isinstance(error, InsufficientFunds) and view and isinstance(command, Charge):
         currency = view.currency
         return CliError(f"charge of {money(command.amount, currency)} declined for {account}: "

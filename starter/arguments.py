@@ -129,14 +129,20 @@ examples:
 
 def _add_close(subparsers: argparse._SubParsersAction) -> None:
     parser = add_verb(subparsers, "close", "close an account; later commands are rejected", """\
+An account that holds money (or owes it) is refused (exit 3, naming the balance) unless
+--payout records the balance as paid out first; its last invoice is made final at once.
+
 examples:
   billing close acme
+  billing close acme --payout --reason "customer left, balance sent by wire"
   billing close acme --reason "customer left" --no-wait""")
     account_argument(parser)
-    parser.add_argument("--reason", default="", help="why, stored with the event")
+    parser.add_argument("--reason", default="", help="why, stored with the event (needed with --payout)")
+    parser.add_argument("--payout", action="store_true",
+                        help="pay the balance out (BALANCE_PAID_OUT), then close")
     parser.add_argument("--idempotency-key", metavar="KEY",
                         help="the close command's id (default: a new uuid4)")
-    wait_option(parser, "wait until the account reports itself closed (default)")
+    wait_option(parser, "wait for the close's outcome (default); --no-wait signals it")
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
@@ -170,11 +176,15 @@ examples:
   billing check
   billing check --no-workflows --json
   billing check --account acme --account acme-eu
+  billing check --repair        # revive the workflows of open accounts that have none
 
 Exit codes: 0 everything reconciles, 1 findings (one line each), 2 usage or configuration
 (DATABASE_URL unset, database not migrated), 6 Postgres or Temporal unavailable.""")
     parser.add_argument("--no-workflows", action="store_true",
                         help="check the database only; do not query Temporal")
+    parser.add_argument("--repair", action="store_true",
+                        help="revive, from the log, the workflow of every open account found "
+                             "without one running (terminated, or lost with Temporal's data)")
     parser.add_argument("--account", dest="accounts", metavar="ID", nargs="+", action="extend",
                         help="check only these accounts (repeatable)")
 

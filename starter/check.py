@@ -21,12 +21,13 @@ from starter.verbs import database_url
 
 async def check(args: argparse.Namespace, out: Output) -> ExitCode:
     """Reconcile every account (or ``--account`` ones); with ``--no-workflows``, only the
-    database is read. Each state query is bounded by ``--timeout``."""
+    database is read; with ``--repair``, open accounts without a running workflow get it back.
+    Each state query is bounded by ``--timeout``."""
     settings = Settings.from_env()
     url = database_url(settings)
     accounts = None if args.no_workflows else await Accounts.connect(settings, args.timeout)
     with event_log_errors(no_log=ExitCode.USAGE):
         report = await reconcile(url, temporal_client=accounts.client if accounts else None,
-                                 account_ids=args.accounts)
+                                 account_ids=args.accounts, repair=args.repair)
     out.result(*output.check_report(report))
     return ExitCode.OK if report.ok else ExitCode.FINDINGS

@@ -64,9 +64,10 @@ def refund_command(amount: str | None, currency: str, *, charge: str, key: str |
         raise _invalid("refund", error, charge_id="--charge") from None
 
 
-def close_command(*, key: str | None, reason: str) -> CloseAccount:
+def close_command(*, key: str | None, reason: str, payout: bool = False) -> CloseAccount:
     try:
-        return CloseAccount(command_id=new_command_id() if key is None else key, reason=reason)
+        return CloseAccount(command_id=new_command_id() if key is None else key, reason=reason,
+                            payout=payout)
     except ValidationError as error:
         raise _invalid("close", error) from None
 

@@ -142,6 +142,9 @@ def check_report(report: Report) -> tuple[dict[str, Any], Group]:
                   str(report.workflows_checked), str(len(report.findings)),
                   f"{report.elapsed_seconds:.2f}")
     lines = [finding.line() for finding in report.findings]
+    if report.repaired:
+        lines.append(f"revived the workflows of {len(report.repaired)} account(s): "
+                     f"{', '.join(report.repaired)}")
     if report.workflows_busy:
         lines.append(f"{report.workflows_busy} workflow(s) busy (commands pending or state "
                      "moving) differed from the log; not counted as findings")

@@ -16,7 +16,7 @@ from starter.errors import CliError, ExitCode
 from starter.history import read_history
 from starter.inputs import check_command_fields, close_command, money_command, open_input
 from starter.output import Output
-from workflows.interface import ADD_FUNDS, CHARGE, AccountView
+from workflows.interface import ADD_FUNDS, CHARGE
 
 
 async def connect(args: argparse.Namespace) -> Accounts:
@@ -82,17 +82,14 @@ def database_url(settings: Settings | None = None) -> str:
 
 
 async def close(args: argparse.Namespace, out: Output) -> None:
-    """Signal ``close``, then (unless ``--no-wait``) wait until the account reports it closed."""
-    command = close_command(key=args.idempotency_key, reason=args.reason)
+    """Close (an update that answers once the close is recorded), or with ``--no-wait`` signal
+    it. A balance is refused unless ``--payout`` pays it out first."""
+    command = close_command(key=args.idempotency_key, reason=args.reason, payout=args.payout)
     accounts = await connect(args)
     view = await accounts.state(args.account_id)
     if view.status is AccountStatus.CLOSED:
         raise CliError(f"account {args.account_id} is already closed", ExitCode.REFUSED)
-    await accounts.close(args.account_id, command)
+    await accounts.close(view, command, wait=args.wait)
     if args.wait:
-        view = await accounts.wait_for(args.account_id, _is_closed, "closing")
+        view = await accounts.state(args.account_id)
     out.result(*output.closed(view if args.wait else None, args.account_id, command.command_id))
-
-
-def _is_closed(view: AccountView) -> bool:
-    return view.status is AccountStatus.CLOSED

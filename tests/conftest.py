@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.db import migrate, open_pool
 from devstack.postgres import OWNER, WORKER, create_roles, with_user
 from worker import build_worker
+from workflows.visibility import SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
 TEMPLATE_DB = "billing_template"
@@ -110,6 +111,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=str(BIN / "temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
     )
     yield env
     await env.shutdown()

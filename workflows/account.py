@@ -18,7 +18,8 @@ from temporalio import workflow
 from temporalio.common import RawValue
 
 with workflow.unsafe.imports_passed_through():
-    from domain.state import AccountState
+    from domain.account import decide_each
+    from domain.state import AccountState, AccountStatus
     from workflows import replies
     from workflows.billing import BILLING_PERIODS, Invoicing
     from workflows.decoding import Undecodable, decode_args, parse_signal
@@ -39,10 +40,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.persistence import Persisting
     from workflows.run_length import COUNT_RUN_LENGTH, RunLength
+    from workflows.visibility import Visibility
 
 RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
 """Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
 the SDK dropped the first and buffered the second, so histories from then must not record them."""
+CLOSED_ACCOUNTS_FINISH = "closed-accounts-finish"
+"""Patch: a closed account's run ends once it is drained and billed. Before it, it ran on."""
 REFUND_SIGNALS = "refund-signals"
 """Patch: ``refund`` is a signal. Before it, a ``refund`` signal was unknown (rejected, or dropped
 before ``RECORD_UNREADABLE_SIGNALS``), and histories from then must stay that way."""
@@ -61,9 +65,12 @@ class AccountWorkflow(Persisting, Invoicing):
         self._run = RunLength()
         self._bills = False  # set in run(): False for a run from before billing periods
         self._writing = asyncio.Lock()  # one writer at a time: the loop, or close_period
+        self._visibility = Visibility()  # search attributes and details, for the web UI
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> None:
+        """Load or open the account, then serve it: until it is closed and billed (then the
+        run ends), or continue-as-new when the history grows long."""
         if workflow.info().workflow_type != WORKFLOW_TYPE:
             raise RuntimeError(f"workflow type {workflow.info().workflow_type!r} is not registered"
                                f" on this worker; it runs {WORKFLOW_TYPE!r}")
@@ -77,21 +84,50 @@ class AccountWorkflow(Persisting, Invoicing):
             self._opened = OpenOutcome(created=False, account=AccountView.of(self._account))
         else:
             await self._open()
+        assert self._account is not None
+        if not self._account.exists:  # revived (``revive``) but never opened: nothing to serve
+            await self._answer_without_account()
+            return
+        self._visibility.show(self._account)
+        await self._serve(self._input)
+
+    async def _serve(self, settings: AccountWorkflowInput) -> None:
         while True:
+            if self._done() and await self._settled() and self._done():
+                return  # closed and billed; a later command revives it (``revive``)
             await self._wait_for_work(lambda: bool(self._inbox))
             async with self._writing:  # close_period may be writing (it waits for this lock)
                 if self._inbox:
                     await self._apply_pending()
                 await self._bill_due()
+            assert self._account is not None
+            self._visibility.show(self._account)
             # Asked only here, right after an append, so that a replay asks at the same point.
-            if self._run.is_long(self._input.history_budget) and not self._inbox:
-                # Only once every update has had its answer; commands that arrive meanwhile go
-                # round the loop first, so nothing is left behind.
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() or bool(self._inbox))
-                if not self._inbox:
-                    assert self._account is not None
-                    workflow.continue_as_new(self._input.continued(self._account))
+            if self._run.is_long(settings.history_budget) and not self._inbox and await self._settled():
+                workflow.continue_as_new(settings.continued(self._account))
+
+    def _done(self) -> bool:
+        """Closed, nothing waiting, every invoice final: the run may end."""
+        account = self._account
+        return (account is not None and account.status is AccountStatus.CLOSED and not self._inbox
+                and self._next_due() is None and workflow.patched(CLOSED_ACCOUNTS_FINISH))
+
+    async def _settled(self) -> bool:
+        """Wait until every update has had its answer; False if commands arrived meanwhile
+        (they go round the loop first, so nothing is left behind)."""
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._inbox))
+        return not self._inbox
+
+    async def _answer_without_account(self) -> None:
+        """A revived run of an account the log does not hold: refuse every command it received
+        (``account does not exist``) without recording anything, then end, leaving no workflow."""
+        assert self._account is not None
+        workflow.logger.warning("account %s is not in the log: refusing its commands",
+                                self._account.account_id)
+        while self._inbox or not await self._settled():
+            batch = self._inbox.take(len(self._inbox.waiting))
+            decisions, _ = decide_each(self._account, [pending.command for pending in batch])
+            self._inbox.settle(batch, decisions)
 
     def _received(self, args: Sequence[RawValue], *, update: bool = False) -> list[Any]:
         """Every input passes here: counted towards the run's length, then decoded."""
@@ -124,7 +160,12 @@ class AccountWorkflow(Persisting, Invoicing):
         values = self._received(args, update=True)
         if name in (OPENED, CLOSE_PERIOD):
             await workflow.wait_condition(lambda: self._opened is not None)
-            return self._opened if name == OPENED else await self._close_period()
+            if name == OPENED:
+                return self._opened
+            closed = await self._close_period()
+            assert self._account is not None
+            self._visibility.show(self._account)
+            return closed
         self._run.updates += 1
         commands = self._inbox.validated.pop(replies.update_id(), None)
         if commands is None:  # the validator did not check it: a replay, or a run's first task

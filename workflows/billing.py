@@ -46,11 +46,11 @@ class Invoicing:
             return None
         billing = account.billing
         assert billing.opened_at is not None and billing.period_start is not None
+        if account.status is AccountStatus.CLOSED:  # the last invoices, at once
+            return workflow.now() if billing.final_due or billing.awaiting else None
         due = [end + self._grace for _, end in billing.awaiting]
-        if account.status is AccountStatus.OPEN:
-            due.append(BillingPeriod.parse(billing.period).next_end(billing.opened_at,
-                                                                    billing.period_start))
-        return min(due, default=None)
+        due.append(BillingPeriod.parse(billing.period).next_end(billing.opened_at, billing.period_start))
+        return min(due)
 
     async def _wait_for_work(self, has_work: Any) -> None:
         """Until there is work, or the next billing step is due (a durable timer)."""
@@ -70,7 +70,9 @@ class Invoicing:
         while (due := self._next_due()) is not None and due <= workflow.now():
             assert self._account is not None
             billing = self._account.billing
-            finals = [seq for seq, end in billing.awaiting if end + self._grace <= workflow.now()]
+            closed = self._account.status is AccountStatus.CLOSED
+            finals = [seq for seq, end in billing.awaiting
+                      if closed or end + self._grace <= workflow.now()]
             if finals:
                 await self._finalize(finals[0])
             else:

@@ -23,7 +23,7 @@ OPENED = "opened"
 STATE = "state"
 """The query that answers an ``AccountView``."""
 SIGNALS = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, REFUND)
-COMMAND_UPDATES = (ADD_FUNDS, CHARGE, POST_BATCH, REFUND)
+COMMAND_UPDATES = (ADD_FUNDS, CHARGE, CLOSE, POST_BATCH, REFUND)
 """The updates that carry commands; ``opened`` and ``close_period`` are the others."""
 MAX_BATCH_COMMANDS = 1_000
 """The most commands one ``post_batch`` message may carry."""
@@ -38,6 +38,8 @@ INVALID_ACCOUNT = "InvalidAccount"
 INSUFFICIENT_FUNDS = "InsufficientFunds"
 COMMAND_REJECTED = "CommandRejected"
 IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
+ACCOUNT_HAS_BALANCE = "AccountHasBalance"
+"""A close refused because the account holds money or owes it; close with ``payout``."""
 
 
 def workflow_id(account_id: str) -> str:
@@ -58,6 +60,10 @@ class AccountWorkflowInput(BaseModel):
     """``monthly``, ``weekly``, ``daily`` or an ISO 8601 duration (``P10D``, ``PT30S``)."""
     invoice_grace_seconds: float = Field(default=0, ge=0)
     """How long a drafted invoice waits before it is finalized (a durable timer)."""
+    revive: bool = False
+    """Start only to serve an account the log holds (signal- or update-with-start, when its
+    workflow is gone): never open one. A run revived for an account the log does not hold
+    refuses its commands (``account does not exist``), records nothing and ends."""
     snapshot: AccountState | None = None
     history_budget: int = Field(default=10_000, ge=10)
     max_batch: int = Field(default=MAX_BATCH_COMMANDS, ge=1, le=2_000)

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.inbox import Inbox, Pending
     from workflows.interface import AccountView, AccountWorkflowInput, OpenOutcome
     from workflows.run_length import RunLength
+    from workflows.visibility import Visibility
 
 # Unlimited attempts: a Postgres outage delays commands, it never loses them. Only a version
 # conflict is final, and the workflow answers it by reloading from the log.
@@ -44,11 +45,12 @@ class Persisting:
     _opened: OpenOutcome | None
     _inbox: Inbox
     _run: RunLength
+    _visibility: Visibility
 
     async def _open(self) -> None:
         assert self._input is not None
         self._account = await self._load()
-        created = not self._account.exists
+        created = not self._account.exists and not self._input.revive
         if created:
             await self._persist([self._input.open_command(workflow.now())])
         self._opened = OpenOutcome(created=created, account=AccountView.of(self._account))
@@ -108,6 +110,7 @@ class Persisting:
             if result.appended:
                 break
             self._account = self._account.knowing(result.known_commands())
+        self._visibility.recorded(self._account.version + 1, events)
         self._account = after
         return decisions
 

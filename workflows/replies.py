@@ -2,8 +2,8 @@
 
 A bad start input fails the run with ``InvalidAccount``; a malformed update is refused with
 ``InvalidCommand``; a single command's update answers a decline, a rejection or a reused key
-with ``InsufficientFunds``, ``CommandRejected`` or ``IdempotencyKeyReused``, its outcome in the
-error's details. Every one is a
+with ``InsufficientFunds``, ``CommandRejected``, ``AccountHasBalance`` (a close refused) or
+``IdempotencyKeyReused``, its outcome in the error's details. Every one is a
 non-retryable ``ApplicationError``: anything else would fail the workflow task again and again.
 """
 
@@ -17,10 +17,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.contracts import VERSION_CONFLICT
+from domain.account import HOLDS_BALANCE_PREFIX
 from domain.commands import Command, RejectInput
 from workflows.decoding import Undecodable, batch_size, describe_validation_error, parse_update
 from workflows.inbox import Inbox
 from workflows.interface import (
+    ACCOUNT_HAS_BALANCE,
     COMMAND_REJECTED,
     IDEMPOTENCY_KEY_REUSED,
     INSUFFICIENT_FUNDS,
@@ -46,7 +48,7 @@ def parse_input(args: Sequence[Any]) -> AccountWorkflowInput:
         raise _invalid_account(f"expected a JSON object, got {args[0].reason}")
     try:
         parsed = AccountWorkflowInput.model_validate(args[0])
-        if parsed.snapshot is None:
+        if parsed.snapshot is None and not parsed.revive:
             parsed.open_command()
     except ValidationError as error:
         raise _invalid_account(describe_validation_error(error)) from None
@@ -78,7 +80,8 @@ def answer(outcome: CommandOutcome) -> CommandOutcome:
     if outcome.status == "declined":
         raise ApplicationError(outcome.reason, outcome, type=INSUFFICIENT_FUNDS, non_retryable=True)
     if outcome.status == "rejected":
-        raise ApplicationError(outcome.reason, outcome, type=COMMAND_REJECTED, non_retryable=True)
+        kind = ACCOUNT_HAS_BALANCE if outcome.reason.startswith(HOLDS_BALANCE_PREFIX) else COMMAND_REJECTED
+        raise ApplicationError(outcome.reason, outcome, type=kind, non_retryable=True)
     if outcome.status == "refused":
         raise ApplicationError(outcome.reason, outcome, type=IDEMPOTENCY_KEY_REUSED,
                                non_retryable=True)

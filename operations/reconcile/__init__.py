@@ -49,7 +49,7 @@ from operations.reconcile.queries import (
     where_ids,
 )
 from operations.reconcile.report import Finding, Report
-from operations.reconcile.workflows import RECHECK_DELAY, check_workflows
+from operations.reconcile.workflows import RECHECK_DELAY, check_workflows, revive_stopped
 from projections.feed import FeedPosition
 
 __all__ = ["ACCOUNTS", "Finding", "LogFold", "Projection", "Report", "reconcile"]
@@ -63,12 +63,13 @@ async def reconcile(conn_or_pool: AsyncConnection | AsyncConnectionPool | str, *
                     temporal_client: Client | AccountClient | None = None,
                     account_ids: Sequence[str] | None = None,
                     projections: Sequence[Projection] | None = None,
-                    recheck_delay: float = RECHECK_DELAY) -> Report:
+                    recheck_delay: float = RECHECK_DELAY, repair: bool = False) -> Report:
     """Check every account (or ``account_ids``) and return what does not reconcile.
 
     Accepts a connection, a pool or a libpq URL. With ``temporal_client``, also compares each
     open account's workflow with its log (a plain ``Client``'s queries get ``QUERY_TIMEOUT``,
-    an ``AccountClient``'s its own rpc timeout)."""
+    an ``AccountClient``'s its own rpc timeout). With ``repair`` (and an ``AccountClient`` that
+    has a task queue), revive the workflow of every open account found without one."""
     started = time.perf_counter()
     ids = None if account_ids is None else list(dict.fromkeys(account_ids))
     report = Report()
@@ -89,6 +90,8 @@ async def reconcile(conn_or_pool: AsyncConnection | AsyncConnectionPool | str, *
             temporal_client = AccountClient(temporal_client, rpc_timeout=QUERY_TIMEOUT)
         if temporal_client is not None:
             await check_workflows(temporal_client, conn, open_accounts, report, recheck_delay)
+            if repair:
+                await revive_stopped(temporal_client, report)
     report.findings.sort(key=lambda finding: finding.account_id)
     report.elapsed_seconds = round(time.perf_counter() - started, 3)
     return report

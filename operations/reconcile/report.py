@@ -27,6 +27,8 @@ class Report(BaseModel):
     workflows_checked: int = 0
     workflows_busy: int = 0  # differed while busy (commands pending or state moving): not findings
     findings: list[Finding] = []
+    repaired: list[str] = []
+    """Accounts whose workflow was not running and was revived from the log (``--repair``)."""
     elapsed_seconds: float = 0.0
 
     @computed_field  # type: ignore[prop-decorator]
@@ -37,4 +39,6 @@ class Report(BaseModel):
     def summary(self) -> str:
         lines = [f"accounts {self.accounts_checked}, events {self.events_checked}, workflows "
                  f"{self.workflows_checked}, findings {len(self.findings)}"]
+        if self.repaired:
+            lines.append(f"revived the workflows of {', '.join(self.repaired)}")
         return "\n".join(lines + [finding.line() for finding in self.findings])

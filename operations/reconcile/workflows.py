@@ -68,6 +68,21 @@ async def check_workflows(accounts: AccountClient, conn: AsyncConnection,
             report.findings += findings
 
 
+async def revive_stopped(accounts: AccountClient, report: Report) -> None:
+    """Revive the workflow of every open account found without one running; what could be
+    revived moves from the findings to ``report.repaired``."""
+    for finding in list(report.findings):
+        if finding.field != "workflow" or finding.actual == "no answer":
+            continue
+        try:
+            await accounts.revive(finding.account_id)
+        except BillingError as error:
+            finding.detail += f"; not revived: {error}"
+            continue
+        report.findings.remove(finding)
+        report.repaired.append(finding.account_id)
+
+
 def _busy(before: AccountView | Finding, after: AccountView | Finding) -> bool:
     return isinstance(after, AccountView) and (
         after.pending_commands > 0

@@ -177,9 +177,14 @@ class Postgres:
         self._admin(sql.SQL("ALTER SYSTEM RESET synchronous_standby_names"))
 
     def held_commits(self) -> list[int]:
-        """The backends whose commit is waiting for the missing standby."""
+        """The backends whose commit of an append is waiting for the missing standby. A commit
+        holds its locks while it waits, so the append's lock on ``account_events`` tells it from
+        the projections' commits, which the worker makes too."""
         with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
-            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+            rows = conn.execute(
+                "SELECT a.pid FROM pg_stat_activity a WHERE a.wait_event = 'SyncRep' AND EXISTS ("
+                " SELECT 1 FROM pg_locks l WHERE l.pid = a.pid"
+                " AND l.relation = 'account_events'::regclass AND l.mode = 'RowExclusiveLock')")
             return [pid for (pid,) in rows.fetchall()]
 
     def terminate(self, pids: Sequence[int]) -> None:

@@ -43,6 +43,7 @@ from tests.integration.helpers import append_request, start_account, update, wai
 from worker import build_worker
 from workflows.account import AccountWorkflow
 from workflows.interface import WORKFLOW_TYPE, AccountWorkflowInput, BatchOutcome, workflow_id
+from workflows.visibility import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
 BIN = Path(sys.executable).parent
@@ -254,7 +255,8 @@ async def main(names: list[str]) -> None:
         url = server.get_uri()
         await migrate(url)
         env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter, dev_server_existing_path=str(BIN / "temporal"))
+            data_converter=pydantic_data_converter, dev_server_existing_path=str(BIN / "temporal"),
+            search_attributes=SEARCH_ATTRIBUTES)
         owner, writer = open_pool(url), open_pool(url, role="billing_writer")
         await owner.open(wait=True)
         await writer.open(wait=True)

@@ -46,9 +46,9 @@ def test_the_same_key_with_the_same_command_is_a_duplicate_not_a_reuse():
     (AddFunds(command_id="k", amount=250, description="top-up", currency="USD"),
      "an amount of 500, not 250"),
     (AddFunds(command_id="k", amount=500, description="other", currency="USD"),
-     "another description, currency or reason"),
+     "another description, currency, reason or payout"),
     (AddFunds(command_id="k", amount=500, description="top-up"),
-     "another description, currency or reason"),
+     "another description, currency, reason or payout"),
     (CloseAccount(command_id="k"), "used for an add_funds, not a close"),
 ], ids=["kind", "amount", "description", "currency", "close"])
 def test_the_same_key_with_another_command_is_refused_naming_what_differs(again, differs):

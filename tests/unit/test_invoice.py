@@ -163,7 +163,7 @@ def test_notes_and_finalizations_of_another_invoice_are_refused() -> None:
 
 
 def test_instants_without_a_time_zone_are_refused() -> None:
-    naive = [Logged(1, datetime(2026, 11, 1), ChargeApplied(command_id="c", amount=1))]  # noqa: DTZ001
+    naive = [Logged(1, datetime(2026, 11, 1), ChargeApplied(command_id="c", amount=1))]
     with pytest.raises(ValueError, match="time zone"):
         compute_invoice(ACCOUNT, naive, drafted(1, 1, 1))
 

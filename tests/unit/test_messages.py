@@ -239,10 +239,10 @@ def test_an_unknown_signal_is_refused_naming_it_without_using_its_command_id():
 
 
 def test_an_unknown_update_is_refused_naming_the_known_ones():
-    [command] = parse_update(CLOSE, [{"command_id": "x"}])  # close is a signal only
+    [command] = parse_update("transfer", [{"command_id": "x"}])
     assert isinstance(command, RejectInput)
-    assert command.reason == ("unknown update 'close'; known updates: "
-                              "add_funds, charge, close_period, opened, post_batch, refund")
+    assert command.reason == ("unknown update 'transfer'; known updates: "
+                              "add_funds, charge, close, close_period, opened, post_batch, refund")
 
 
 def test_a_name_from_the_sender_is_escaped_and_shortened():

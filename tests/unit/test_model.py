@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 import domain.memory as memory
-from domain.account import MAX_BALANCE, Decision, decide, decide_each, evolve
+from domain.account import HOLDS_BALANCE_PREFIX, MAX_BALANCE, Decision, decide, decide_each, evolve
 from domain.commands import AddFunds, Charge, CloseAccount, Command, OpenAccount, RejectInput
 from domain.events import (
     AccountClosed,
     AccountCreated,
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CommandRejected,
@@ -134,14 +135,47 @@ def test_add_funds_up_to_max_balance_is_applied_and_one_more_is_rejected():
 
 # --- close ------------------------------------------------------------------------------------
 
-def test_close_closes_the_account():
-    state = funded(100)
+def test_close_closes_an_account_with_nothing_on_it():
+    state = run(funded(100), Charge(command_id="c", amount=100))
     events = decide(state, CloseAccount(command_id="x", reason="customer left"))
 
     assert events == [AccountClosed(command_id="x", reason="customer left")]
     after = fold(state, events)
     assert (after.status, after.balance, after.version, after.recent_commands["x"]) == (
-        AccountStatus.CLOSED, 100, 3, 3)
+        AccountStatus.CLOSED, 0, 4, 4)
+
+
+@pytest.mark.parametrize("balance", [100, -30])
+def test_closing_an_account_with_a_balance_is_refused_naming_it(balance):
+    state = run(opened(overdraft_limit=50), AddFunds(command_id="f", amount=130),
+                Charge(command_id="c", amount=130 - balance))
+    [event] = decide(state, CloseAccount(command_id="x"))
+
+    assert isinstance(event, CommandRejected)
+    assert event.reason.startswith(f"{HOLDS_BALANCE_PREFIX}{balance} (minor units of USD)")
+    assert fold(state, [event]).status is AccountStatus.OPEN
+
+
+@pytest.mark.parametrize("balance", [100, -30])
+def test_a_payout_settles_the_balance_then_closes(balance):
+    state = run(opened(overdraft_limit=50), AddFunds(command_id="f", amount=130),
+                Charge(command_id="c", amount=130 - balance))
+    events = decide(state, CloseAccount(command_id="x", reason="moved away", payout=True))
+
+    assert events == [BalancePaidOut(amount=balance, reason="moved away", close_id="x"),
+                      AccountClosed(command_id="x", reason="moved away")]
+    after = fold(state, events)
+    assert (after.status, after.balance, after.recent_commands["x"]) == (
+        AccountStatus.CLOSED, 0, state.version + 2)
+
+
+def test_a_payout_needs_a_reason():
+    [event] = decide(funded(100), CloseAccount(command_id="x", payout=True, reason=" "))
+    assert isinstance(event, CommandRejected) and event.reason == "a payout needs a reason"
+
+
+def test_a_payout_with_nothing_to_pay_simply_closes():
+    assert decide(opened(), CloseAccount(command_id="x", payout=True)) == [AccountClosed(command_id="x")]
 
 
 @pytest.mark.parametrize("command", [
@@ -150,13 +184,13 @@ def test_close_closes_the_account():
     CloseAccount(command_id="later"),
 ])
 def test_commands_on_a_closed_account_are_rejected(command):
-    state = run(funded(100), CloseAccount(command_id="x"))
+    state = run(funded(100), CloseAccount(command_id="x", payout=True, reason="refunded"))
     events = decide(state, command)
 
     assert events == [CommandRejected(command_id="later", command=command.kind,
                                       reason="account is closed")]
     after = fold(state, events)
-    assert (after.balance, after.status, after.version) == (100, AccountStatus.CLOSED, 4)
+    assert (after.balance, after.status, after.version) == (0, AccountStatus.CLOSED, 5)
     assert decide(after, command) == []  # a well-formed id is used up by its rejection
 
 
