@@ -29,10 +29,13 @@ def facts(invoice: Invoice) -> list[tuple[str, str]]:
 def summary(invoice: Invoice) -> list[tuple[str, str]]:
     """(label, amount) pairs, from the opening balance to the amount due."""
     currency = invoice.currency
+    settled = ([("Paid out at closing" if invoice.paid_out > 0 else "Collected at closing",
+                 amount(-invoice.paid_out, currency))] if invoice.paid_out else [])
     return [("Opening balance", amount(invoice.opening_balance, currency)),
             ("Funds received", amount(invoice.funds_received, currency)),
             ("Charges", amount(-invoice.charges_total, currency)),
             ("Refunds", amount(-invoice.refunds_total, currency)),
+            *settled,
             ("Closing balance", amount(invoice.closing_balance, currency)),
             ("Amount due", amount(invoice.amount_due, currency))]
 

@@ -15,7 +15,10 @@ Figures, all in integer minor units of the account's currency:
 - a line per charge (positive) and per refund (negative, naming its charge), in version order;
   ``charges_total`` and ``refunds_total`` are their sums (``refunds_total`` <= 0);
 - ``declined_count``: charges declined for insufficient funds (they moved no money);
-- ``closing_balance`` = opening + funds - charges_total - refunds_total;
+- ``paid_out``: the balance settled as the account closed (``BALANCE_PAID_OUT``, only in the
+  last period): positive when paid out to the customer, negative when collected from them;
+- ``closing_balance`` = opening + funds - charges_total - refunds_total - paid_out (zero after a
+  payout);
 - ``amount_due`` = max(0, -closing_balance): what the customer must pay to bring the account
   back to zero. Funds are paid in advance, so charges they covered are not due again.
 
@@ -35,6 +38,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, PlainSerializer
 
 from domain.account import balance_change
 from domain.events import (
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CreditNoteIssued,
@@ -127,6 +131,7 @@ class Invoice(_Frozen):
     charges_total: int
     refunds_total: int
     declined_count: int
+    paid_out: int
     closing_balance: int
     amount_due: int
     lines: tuple[InvoiceLine, ...]
@@ -160,7 +165,8 @@ def draft(account: AccountFacts, events: Sequence[Logged], drafted: Logged) -> I
     closing = account.opening_balance + sum(balance_change(logged.event) for logged in covered)
     charges = sum(line.amount for line in lines if line.kind == "charge")
     refunds = sum(line.amount for line in lines if line.kind == "refund")
-    if closing != account.opening_balance + funds - charges - refunds:
+    paid_out = sum(logged.event.amount for logged in covered if isinstance(logged.event, BalancePaidOut))
+    if closing != account.opening_balance + funds - charges - refunds - paid_out:
         raise InvoiceError("an event in the period moves money in a way the invoice does not show")
     return Invoice(
         account_id=account.account_id, currency=account.currency, sequence=event.sequence,
@@ -169,7 +175,7 @@ def draft(account: AccountFacts, events: Sequence[Logged], drafted: Logged) -> I
         opening_balance=account.opening_balance, funds_received=funds, charges_total=charges,
         refunds_total=refunds,
         declined_count=sum(isinstance(logged.event, ChargeDeclined) for logged in covered),
-        closing_balance=closing, amount_due=max(0, -closing), lines=tuple(lines),
+        paid_out=paid_out, closing_balance=closing, amount_due=max(0, -closing), lines=tuple(lines),
         drafted_at=drafted.recorded_at, finalized_at=None)
 
 

@@ -12,12 +12,15 @@ ALTER TABLE invoice_lines
         (kind = 'charge' AND amount > 0 AND charge_id IS NULL)
         OR (kind = 'refund' AND amount < 0 AND charge_id IS NOT NULL));
 
--- A number exactly when final; the amount due follows from the closing balance.
+-- The balance settled as the account closed (BALANCE_PAID_OUT: positive when paid out to the
+-- customer, negative when collected), in the last period only. A number exactly when final; the
+-- amount due follows from the closing balance.
 ALTER TABLE invoices
+    ADD COLUMN paid_out bigint NOT NULL DEFAULT 0,
     ADD CONSTRAINT invoices_number_when_final CHECK ((status = 'finalized') = (number IS NOT NULL)),
     ADD CONSTRAINT invoices_amount_due CHECK (amount_due = greatest(0, -closing_balance)),
     ADD CONSTRAINT invoices_closing_balance CHECK (
-        closing_balance = opening_balance + funds_received - charges_total - refunds_total);
+        closing_balance = opening_balance + funds_received - charges_total - refunds_total - paid_out);
 
 -- An invoice's notes, listed with it.
 CREATE INDEX credit_notes_invoice ON credit_notes (account_id, invoice_sequence);

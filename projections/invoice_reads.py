@@ -37,6 +37,7 @@ class InvoiceSummary(BaseModel):
     charges_total: int
     refunds_total: int
     declined_count: int
+    paid_out: int
     closing_balance: int
     amount_due: int
     lines: int
@@ -52,7 +53,8 @@ class InvoiceList(BaseModel):
 
 _SUMMARY = """
 SELECT i.sequence, i.number, i.status, i.period_start, i.period_end, i.opening_balance,
-       i.funds_received, i.charges_total, i.refunds_total, i.declined_count, i.closing_balance,
+       i.funds_received, i.charges_total, i.refunds_total, i.declined_count, i.paid_out,
+       i.closing_balance,
        i.amount_due, (SELECT count(*) FROM invoice_lines l
                        WHERE l.account_id = i.account_id AND l.sequence = i.sequence),
        i.finalized_at

@@ -88,8 +88,8 @@ async def _drafted(conn: AsyncConnection[Any], tables: Tables, account_id: str, 
     await conn.execute(sql.SQL(
         "INSERT INTO {} (account_id, sequence, number, status, currency, period_start, period_end,"
         " first_version, last_version, opening_balance, funds_received, charges_total,"
-        " refunds_total, declined_count, closing_balance, amount_due, document, drafted_at,"
-        " finalized_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " refunds_total, declined_count, paid_out, closing_balance, amount_due, document, drafted_at,"
+        " finalized_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
         " %s::jsonb, %s, %s) ON CONFLICT (account_id, sequence) DO NOTHING").format(
             table(tables, TABLE)), (*_figures(invoice), _json(invoice), invoice.drafted_at,
                                     invoice.finalized_at))
@@ -108,7 +108,7 @@ def _figures(invoice: Invoice) -> tuple[Any, ...]:
     return (invoice.account_id, invoice.sequence, invoice.number, invoice.status, invoice.currency,
             invoice.period_start, invoice.period_end, invoice.first_version, invoice.last_version,
             invoice.opening_balance, invoice.funds_received, invoice.charges_total,
-            invoice.refunds_total, invoice.declined_count, invoice.closing_balance,
+            invoice.refunds_total, invoice.declined_count, invoice.paid_out, invoice.closing_balance,
             invoice.amount_due)
 
 

@@ -65,10 +65,9 @@ async def invoices(args: argparse.Namespace, out: Output) -> None:
 
 def _invoice_table(found: InvoiceList) -> Group:
     table = Table()
-    for name in ("invoice", "period (UTC)", "status", "opening", "charges", "refunds", "closing",
-                 "due", "credit notes"):
-        table.add_column(name, justify="right" if name in ("opening", "charges", "refunds", "closing",
-                                                            "due") else "left")
+    figures = ("opening", "charges", "refunds", "paid out", "closing", "due")
+    for name in ("invoice", "period (UTC)", "status", *figures, "credit notes"):
+        table.add_column(name, justify="right" if name in figures else "left")
     currency = found.currency
     for item in found.invoices:
         notes = ", ".join(f"{note.number} ({amount(note.amount, currency)})" for note in item.credit_notes)
@@ -76,7 +75,7 @@ def _invoice_table(found: InvoiceList) -> Group:
                       f"{instant(item.period_start)[:-4]} to {instant(item.period_end)[:-4]}",
                       item.status, amount(item.opening_balance, currency),
                       amount(item.charges_total, currency), amount(item.refunds_total, currency),
-                      amount(item.closing_balance, currency), amount(item.amount_due, currency), notes)
+                      amount(item.paid_out, currency), amount(item.closing_balance, currency), amount(item.amount_due, currency), notes)
     title = (f"invoices of account {found.account_id} ({currency}): {len(found.invoices)}"
              + ("" if found.invoices else " (none yet: the first comes when its period ends)"))
     return Group(title, table)

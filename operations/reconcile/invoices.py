@@ -34,7 +34,7 @@ from projections import invoices
 from projections.feed import FeedPosition
 
 _ROW = ("number", "status", "opening_balance", "funds_received", "charges_total", "refunds_total",
-        "declined_count", "closing_balance", "amount_due")
+        "declined_count", "paid_out", "closing_balance", "amount_due")
 
 
 class InvoicesCheck:

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from domain.account import balance_change
 from domain.events import (
+    AccountClosed,
     AccountCreated,
+    BalancePaidOut,
     ChargeApplied,
     ChargeDeclined,
     CommandRejected,
@@ -74,8 +76,9 @@ def test_a_period_gives_its_lines_and_figures() -> None:
         ("charge", 3, 2_500, "c1"), ("charge", 6, 300, "c3"), ("refund", 7, -500, "r1")]
     assert (invoice.lines[2].charge_id, invoice.lines[2].charge_version) == ("c1", 3)
     figures = (invoice.opening_balance, invoice.funds_received, invoice.charges_total,
-               invoice.refunds_total, invoice.declined_count, invoice.closing_balance, invoice.amount_due)
-    assert figures == (0, 10_000, 2_800, -500, 1, 7_700, 0)
+               invoice.refunds_total, invoice.declined_count, invoice.paid_out, invoice.closing_balance,
+               invoice.amount_due)
+    assert figures == (0, 10_000, 2_800, -500, 1, 0, 7_700, 0)
     assert (invoice.status, invoice.number, invoice.finalized_at) == ("drafted", None, None)
     assert invoice.drafted_at == START + timedelta(days=30, microseconds=1)
 
@@ -86,6 +89,16 @@ def test_the_amount_due_is_what_brings_the_balance_back_to_zero() -> None:
     assert (invoice.opening_balance, invoice.closing_balance, invoice.amount_due) == (1_000, -8_000, 8_000)
     covered = compute_invoice(AccountFacts("acme", "USD", 9_000), events, drafted(2, 9, 9))
     assert (covered.closing_balance, covered.amount_due) == (0, 0)
+
+
+@pytest.mark.parametrize("balance", [7_700, -3_000])
+def test_the_last_invoice_shows_the_balance_settled_at_closing(balance: int) -> None:
+    events = logged([ChargeApplied(command_id="c9", amount=200),
+                     BalancePaidOut(amount=balance - 200, reason="customer left", close_id="x"),
+                     AccountClosed(command_id="x", reason="customer left")], first_version=10)
+    invoice = compute_invoice(AccountFacts("acme", "USD", balance), events, drafted(2, 10, 12))
+    assert [line.kind for line in invoice.lines] == ["charge"]
+    assert (invoice.paid_out, invoice.closing_balance, invoice.amount_due) == (balance - 200, 0, 0)
 
 
 def test_an_idle_period_is_a_zero_invoice_without_lines() -> None:
@@ -175,6 +188,8 @@ MONEY_EVENTS = st.one_of(
               st.integers(1, 10**15)),
     st.builds(lambda n: ChargeDeclined(command_id="d", amount=n, reason="no", balance=0),
               st.integers(1, 10**15)),
+    st.builds(lambda n: BalancePaidOut(amount=n, reason="left", close_id="x"),
+              st.integers(-10**15, 10**15)),
 )
 
 
@@ -186,7 +201,7 @@ def test_the_figures_always_add_up(opening: int, events: list[Event]) -> None:
                               drafted(1, 5, 4 + len(events)))
     assert invoice.closing_balance == opening + sum(balance_change(e) for e in events)
     assert invoice.closing_balance == (invoice.opening_balance + invoice.funds_received
-                                       - invoice.charges_total - invoice.refunds_total)
+                                       - invoice.charges_total - invoice.refunds_total - invoice.paid_out)
     assert invoice.amount_due == max(0, -invoice.closing_balance)
     assert invoice.charges_total - invoice.refunds_total == sum(
         abs(line.amount) for line in invoice.lines)

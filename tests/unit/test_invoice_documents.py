@@ -76,6 +76,14 @@ def test_the_html_is_one_standalone_file_with_everything_escaped() -> None:
     assert "CN-2026-000001" in page and digest(invoice("KWD", description=hostile)) in page
 
 
+@pytest.mark.parametrize("paid_out, label, shown", [
+    (876_544, "Paid out at closing", "-8,765.44"), (-1_00, "Collected at closing", "1.00")])
+def test_a_balance_settled_at_closing_is_in_the_summary(paid_out: int, label: str, shown: str) -> None:
+    settled = invoice().model_copy(update={"paid_out": paid_out})
+    assert re.search(rf"^{label}\s+{re.escape(shown)} USD$", invoice_text(settled), re.M)
+    assert label in invoice_html(settled) and "at closing" not in invoice_text(invoice())
+
+
 def test_the_digest_is_of_the_canonical_bytes() -> None:
     assert digest(invoice()) == hashlib.sha256(canonical(invoice())).hexdigest()
     assert digest(invoice()) != digest(invoice(description="other"))
