@@ -236,7 +236,8 @@ class AccountClient(BillingCalls):
             rpc_timeout=self._rpc_timeout), command_id)
 
     async def _signal(self, account_id: str, name: str, arg: Any, command_id: str | None = None) -> None:
-        """The signal ``name``, with signal-with-start when the workflow is gone (``_update``)."""
+        """The signal ``name``; when the workflow is gone (``_update``), revived first, then sent
+        with signal-with-start."""
         try:
             await self._call(account_id, self.handle(account_id).signal(
                 name, arg, rpc_timeout=self._rpc_timeout), command_id)
@@ -244,7 +245,10 @@ class AccountClient(BillingCalls):
         except AccountNotFound:
             if self._task_queue is None:
                 raise
-        self.revived += 1
+        # A signal has no answer: learn from a revival first whether the log holds the account
+        # (AccountNotFound if not), then signal-with-start, which also covers a run that ended
+        # again in between (a closed account's does once drained).
+        await self.revive(account_id)
         await self._call(account_id, self.temporal.start_workflow(
             WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
             task_queue=self._task_queue, start_signal=name, start_signal_args=[arg],

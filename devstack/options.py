@@ -22,6 +22,8 @@ the worker, and the demo. Ctrl-C or SIGTERM stops everything it started, in reve
             if it exits. It and the demo get DATABASE_URL, TEMPORAL_ADDRESS,
             TEMPORAL_NAMESPACE (default 'default') and BILLING_TASK_QUEUE (default 'billing');
             the worker also BILLING_MIGRATION_URL.
+  HTTP API  'python -m gateway' on http://127.0.0.1:HTTP_PORT (OpenAPI docs at /docs), its
+            log echoed as 'gateway |'; unless --no-http.
   Demo      'python -m starter demo', unless --no-demo.
 """
 
@@ -38,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="gRPC port of the dev server (default: 7233)")
     parser.add_argument("--ui-port", type=_port, default=8233, metavar="UI_PORT",
                         help="port of the Temporal web UI (default: 8233)")
+    parser.add_argument("--http-port", type=_port, default=8080, metavar="HTTP_PORT",
+                        help="port of the HTTP API on 127.0.0.1 (default: 8080)")
+    parser.add_argument("--no-http", action="store_true", help="do not start the HTTP API")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", metavar="DATA_DIR",
                         help="where Postgres and Temporal keep their data (default: .data in "
                              "the checkout; as root, see the README)")

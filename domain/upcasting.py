@@ -27,6 +27,7 @@ SCHEMA_VERSIONS: dict[str, int] = {
     "INVOICE_DRAFTED": 1,
     "INVOICE_FINALIZED": 1,
     "CREDIT_NOTE_ISSUED": 1,
+    "BALANCE_PAID_OUT": 1,
 }
 
 

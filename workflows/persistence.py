@@ -117,7 +117,8 @@ class Persisting:
     async def _append(self, events: list[Event], after: AccountState) -> AppendResult:
         assert self._account is not None
         request = AppendEvents.recording(self._account, events, after)
-        summary = f"append v{request.expected_version + 1}..v{after.version}"
+        first = request.expected_version + 1
+        summary = f"append {len(events)} event{'s' if len(events) != 1 else ''}, v{first}–v{after.version}"
         result: AppendResult = await self._store(EventStore.append_events, request, summary)
         return result
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from activities.rows import StoredEvent
 from domain.account import evolve
-from domain.events import AccountCreated, CommandRejected, Event
+from domain.events import AccountCreated, CommandRejected, Event, InvoiceDrafted, InvoiceFinalized
 from domain.state import AccountState, AccountStatus
 from domain.upcasting import UnknownSchemaVersion
 from operations.reconcile.report import Finding
@@ -77,13 +77,17 @@ class LogFold:
                                      expected=expected, actual=actual, detail=detail))
 
 
+AFTER_CLOSE = (CommandRejected, InvoiceDrafted, InvoiceFinalized)
+"""What a closed account still records: rejections, and its final invoice (drafted at the close)."""
+
+
 def _out_of_order(state: AccountState, event: Event, account_id: str) -> tuple[str, str] | None:
     """Why ``event`` cannot follow ``state`` in a log that ``decide`` wrote, or None."""
     if state.exists:
         if isinstance(event, AccountCreated):
             return "no second ACCOUNT_CREATED", "the account was already created"
-        if state.status is AccountStatus.CLOSED and not isinstance(event, CommandRejected):
-            return "COMMAND_REJECTED", "only rejections may follow ACCOUNT_CLOSED"
+        if state.status is AccountStatus.CLOSED and not isinstance(event, AFTER_CLOSE):
+            return "COMMAND_REJECTED", "only rejections and the final invoice may follow ACCOUNT_CLOSED"
         return None
     if not isinstance(event, AccountCreated):
         return "ACCOUNT_CREATED", "the log must start with ACCOUNT_CREATED"

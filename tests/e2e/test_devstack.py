@@ -122,11 +122,12 @@ def data_dir():
 
 
 def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
-    temporal_port, ui_port = free_port(), free_port()
+    temporal_port, ui_port, http_port = free_port(), free_port(), free_port()
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
     stack = subprocess.Popen(
         [sys.executable, "-m", "devstack.up", "--no-demo", "--data-dir", str(data_dir),
-         "--temporal-port", str(temporal_port), "--ui-port", str(ui_port)],
+         "--temporal-port", str(temporal_port), "--ui-port", str(ui_port),
+         "--http-port", str(http_port)],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
@@ -138,7 +139,7 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
         address = exported(output.wait_for("export TEMPORAL_ADDRESS=", 10))
         output.wait_for("Press Ctrl-C", 10)
         children = psutil.Process(stack.pid).children(recursive=True)
-        assert len(children) == 2, children  # the Temporal dev server and the worker
+        assert len(children) == 3, children  # the Temporal dev server, the worker, the gateway
         pg_pid = postgres_pid(data_dir / "postgres")
         assert pg_pid is not None
         children.append(psutil.Process(pg_pid))
@@ -152,6 +153,8 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
         assert asyncio.run(asyncio.wait_for(namespace_exists(address), 30))
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/openapi.json", timeout=10) as api:
+            assert api.status == 200 and b'"/accounts"' in api.read()
 
         stack.send_signal(signal.SIGINT)
         assert stack.wait(STOP_TIMEOUT) == 0, output.text()
@@ -159,7 +162,7 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
         assert output.lines[-1] == "stopped", output.text()
         _gone, alive = psutil.wait_procs(children, timeout=10)
         assert not [process for process in alive if is_alive(process)], output.text()
-        assert port_is_free("127.0.0.1", temporal_port) and port_is_free("127.0.0.1", ui_port)
+        assert all(port_is_free("127.0.0.1", port) for port in (temporal_port, ui_port, http_port))
     finally:
         _kill_leftovers(stack, children, data_dir / "postgres")
 
@@ -184,7 +187,7 @@ def test_devstack_starts_a_worker_that_died_again(data_dir: Path) -> None:
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
     stack = subprocess.Popen(
         [sys.executable, "-m", "devstack.up", "--no-demo", "--data-dir", str(data_dir),
-         "--temporal-port", str(free_port()), "--ui-port", str(free_port())],
+         "--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--no-http"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )

@@ -18,6 +18,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import LoadAccount
 from activities.event_store import EventStore
+from client import AccountClient, AccountClosedError
+from domain.account import CLOSED_REASON
 from domain.events import FundsAdded
 from domain.state import AccountStatus
 from tests.integration.helpers import (
@@ -277,23 +279,28 @@ async def test_the_update_validator_refuses_malformed_input_before_it_enters_his
 
 # --- close ------------------------------------------------------------------------------------
 
-async def test_after_close_every_command_is_rejected(client, task_queue, worker, pool):
+async def test_after_close_every_command_is_rejected_and_the_run_ends(client, task_queue, worker, pool):
     account = new_account_id()
     handle = await start_account(client, task_queue, account)
     await handle.signal("add_funds", fund("f1", 100))
+    await handle.signal("charge", charge("c0", 100))
     await handle.signal("close", {"command_id": "bye", "reason": "customer left"})
     await handle.signal("add_funds", fund("f2", 5))
-    view = await wait_settled(handle, version=4)
-    assert (view.status, view.balance) == (AccountStatus.CLOSED, 100)
+    await workflow_result(handle)  # closed, drained, its final invoice made: the run ends
 
-    error = await update_error(handle, "charge", charge("c1", 5))
-
-    assert error.type == "CommandRejected" and "closed" in error.message
     rows = await fetch_events(pool, account)
-    assert [(r.event_type, r.command_id) for r in rows[2:]] == [
-        ("ACCOUNT_CLOSED", "bye"), ("COMMAND_REJECTED", "f2"), ("COMMAND_REJECTED", "c1")]
-    assert rows[2].payload == {"reason": "customer left"}
-    assert "closed" in rows[3].payload["reason"]
+    assert [(r.event_type, r.command_id) for r in rows[1:4]] == [
+        ("FUND_ADDED", "f1"), ("CHARGE_APPLIED", "c0"), ("ACCOUNT_CLOSED", "bye")]
+    assert rows[3].payload == {"reason": "customer left"}
+    # f2 may come in the close's batch or after it; the final invoice follows the close either way
+    assert sorted((r.event_type, r.command_id) for r in rows[4:]) == [
+        ("COMMAND_REJECTED", "f2"), ("INVOICE_DRAFTED", "invoice-1-drafted"),
+        ("INVOICE_FINALIZED", "invoice-1-finalized")]
+    assert next(r for r in rows if r.command_id == "f2").payload["reason"] == CLOSED_REASON
+    with pytest.raises(AccountClosedError):  # a later command revives the run, which says so
+        await AccountClient(client, task_queue, rpc_timeout=10).charge(account, 5, command_id="c1")
+    rows = await fetch_events(pool, account)
+    assert (rows[-1].event_type, rows[-1].command_id, len(rows)) == ("COMMAND_REJECTED", "c1", 8)
     assert (await fetch_account_row(pool, account))["status"] == "closed"
 
 
@@ -303,11 +310,11 @@ async def test_a_close_without_arguments_gets_a_command_id(client, task_queue, w
     handle = await start_account(client, task_queue, account)
 
     await handle.signal("close", args=args)
-    view = await wait_settled(handle, version=2)
+    await workflow_result(handle)
 
-    assert view.status == AccountStatus.CLOSED
-    [_, closed] = await fetch_events(pool, account)
+    [_, closed, drafted, finalized] = await fetch_events(pool, account)
     assert closed.event_type == "ACCOUNT_CLOSED" and closed.command_id.startswith("close-")
+    assert (drafted.event_type, finalized.event_type) == ("INVOICE_DRAFTED", "INVOICE_FINALIZED")
 
 
 # --- batching ---------------------------------------------------------------------------------
@@ -498,15 +505,17 @@ async def test_every_workflow_task_replays_the_whole_history_without_divergence(
         await handle.signal("charge", charge("c1", 200))
         outcome = await update(handle, "charge", charge("c2", 110))
         duplicate = await update(handle, "add_funds", fund("f1", 100))
-        await handle.signal("close", {"command_id": "bye"})
-        view = await wait_settled(handle, version=6)
+        await handle.signal("close", {"command_id": "bye-0"})  # refused: the balance is -10
+        await handle.signal("close", {"command_id": "bye", "payout": True, "reason": "written off"})
+        await workflow_result(handle)
+        view = await handle.query("state", result_type=AccountView)  # replayed to its end
 
     assert outcome == CommandOutcome(command_id="c2", status="applied", balance=-10, version=5)
     assert duplicate.status == "duplicate" and duplicate.version == 2
-    assert (view.balance, view.status) == (-10, AccountStatus.CLOSED)
+    assert (view.balance, view.status, view.version) == (0, AccountStatus.CLOSED, 10)
     assert [r.event_type for r in await fetch_events(pool, account)] == [
         "ACCOUNT_CREATED", "FUND_ADDED", "COMMAND_REJECTED", "CHARGE_DECLINED", "CHARGE_APPLIED",
-        "ACCOUNT_CLOSED"]
+        "COMMAND_REJECTED", "BALANCE_PAID_OUT", "ACCOUNT_CLOSED", "INVOICE_DRAFTED", "INVOICE_FINALIZED"]
     await assert_no_failed_workflow_tasks(handle)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from psycopg.types.json import Jsonb
 
-from client import AccountClient, CommandRejectedError, InsufficientFunds
+from client import AccountClient, AccountClosedError, InsufficientFunds
 from operations.reconcile import Finding, reconcile
 from starter import cli
 from workflows.interface import workflow_id
@@ -24,12 +24,13 @@ from workflows.interface import workflow_id
 @dataclass(frozen=True)
 class Ledger:
     """Three accounts: ``funded`` (USD, balance 700, v3), ``overdrawn`` (EUR, limit 500,
-    balance -300, v4, one declined charge) and ``closed`` (v4, closed, one rejection)."""
+    balance -300, v4, one declined charge) and ``closed`` (v7: its 50 paid out at the close, the
+    final invoice drafted and finalized, one rejection after its workflow ended)."""
 
     funded: str
     overdrawn: str
     closed: str
-    events: int = 11
+    events: int = 14
 
 
 @pytest.fixture
@@ -64,8 +65,9 @@ async def _overdrawn(accounts: AccountClient, account_id: str) -> None:
 async def _closed(accounts: AccountClient, account_id: str) -> None:
     await accounts.open(account_id, "USD")
     await accounts.add_funds(account_id, 50, command_id="c-fund")
-    await accounts.close(account_id, command_id="c-close")
-    with pytest.raises(CommandRejectedError):  # also waits until the close has been applied
+    await accounts.close(account_id, command_id="c-close", reason="test", payout=True)
+    await asyncio.wait_for(accounts.handle(account_id).result(), 30)  # the closed run ends
+    with pytest.raises(AccountClosedError):  # revives it, and is recorded as a rejection
         await accounts.add_funds(account_id, 5, command_id="c-late")
 
 
@@ -175,7 +177,7 @@ async def test_only_the_requested_accounts_are_checked(ledger, pool):
     report = await reconcile(pool, account_ids=[ledger.overdrawn, ledger.closed, "nobody"])
 
     assert fields(report.findings) == [("nobody", "account")]
-    assert (report.accounts_checked, report.events_checked) == (2, 8)
+    assert (report.accounts_checked, report.events_checked) == (2, 11)
 
 
 async def test_terminated_workflow_of_an_open_account(ledger, pool, client):

@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from client import AccountClient, AccountClosedError, AccountHasBalance, AccountNotFound
+from client import (
+    AccountClient,
+    AccountClosedError,
+    AccountHasBalance,
+    AccountNotFound,
+    CommandRejectedError,
+)
 from domain.commands import AddFunds, Charge
 from operations.reconcile import reconcile
 from tests.integration.helpers import (
@@ -86,7 +92,8 @@ async def test_a_command_to_an_account_never_opened_is_not_found_and_leaves_noth
         await accounts.send_one(ghost, Charge(command_id="g-2", amount=5))
     with pytest.raises(AccountNotFound):
         await accounts.close(ghost, command_id="g-3")
-    await accounts.send_one(ghost, AddFunds(command_id="g-4", amount=5), wait=False)
+    with pytest.raises(AccountNotFound):  # a signal too: the revival before it learns so
+        await accounts.send_one(ghost, AddFunds(command_id="g-4", amount=5), wait=False)
     with pytest.raises(AccountNotFound):
         await accounts.revive(ghost)
 
@@ -127,8 +134,8 @@ async def test_closing_with_a_balance_needs_a_payout(accounts, pool):
 
     with pytest.raises(AccountHasBalance) as holding:
         await accounts.close(account, command_id="bye-1")
-    with pytest.raises(AccountHasBalance):
-        await accounts.close(account, command_id="bye-2", payout=True)  # no reason
+    with pytest.raises(CommandRejectedError, match="a payout needs a reason"):
+        await accounts.close(account, command_id="bye-2", payout=True)
     paid = await accounts.close(account, command_id="bye-3", payout=True, reason="sent by wire")
 
     assert holding.value.outcome.balance == 1_250 and "1250" in str(holding.value)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from client.schemas import INDEX, main, write_schemas
+from domain.events import Event
+from domain.upcasting import SCHEMA_VERSIONS
 from tests.vectors import argument_schema, load, validator, vector_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +68,9 @@ def test_vector_payloads_fit_the_schemas_unless_meant_not_to(name: str, step: di
     schema = argument_schema(step)
     fits = schema is not None and validator(schema).is_valid(step["payload"])
     assert fits != meant_bad, f"{name}: {step['about']}: schema {schema} says fits={fits}"
+
+
+def test_every_event_type_has_a_schema_version():
+    """An event type without one cannot be appended (the store writes its version)."""
+    types = {kind.__dataclass_fields__["type"].default for kind in get_args(get_args(Event)[0])}
+    assert types == set(SCHEMA_VERSIONS)
