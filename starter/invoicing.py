@@ -75,7 +75,8 @@ def _invoice_table(found: InvoiceList) -> Group:
                       f"{instant(item.period_start)[:-4]} to {instant(item.period_end)[:-4]}",
                       item.status, amount(item.opening_balance, currency),
                       amount(item.charges_total, currency), amount(item.refunds_total, currency),
-                      amount(item.paid_out, currency), amount(item.closing_balance, currency), amount(item.amount_due, currency), notes)
+                      amount(item.paid_out, currency), amount(item.closing_balance, currency),
+                      amount(item.amount_due, currency), notes)
     title = (f"invoices of account {found.account_id} ({currency}): {len(found.invoices)}"
              + ("" if found.invoices else " (none yet: the first comes when its period ends)"))
     return Group(title, table)

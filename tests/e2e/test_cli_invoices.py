@@ -24,7 +24,7 @@ def listed(cli: Cli, count: int) -> list[dict[str, Any]]:
     while len(found := json.loads(ok(cli("invoices", ACCOUNT, "--json")))["invoices"]) < count:
         assert time.monotonic() < deadline, f"{len(found)} invoice(s) after {PROJECTION_PATIENCE:g}s"
         time.sleep(0.2)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def test_an_invoice_from_period_to_document(worker_process: WorkerProcess, cli: Cli,
