@@ -23,6 +23,11 @@
 | BILLING_CREDIT_NOTE_PREFIX | CN-        | credit note numbers, a series of their own |
 | BILLING_INVOICE_GRACE | 0               | seconds between a period's end and its     |
 |                      |                  | invoice's finalization (set at open)       |
+| BILLING_METRICS_PORT | (none: off)      | the worker's Prometheus endpoint, /metrics |
+|                      |                  | (0: any free port, logged at start)        |
+| BILLING_METRICS_HOST | 127.0.0.1        | the address that endpoint listens on       |
+| BILLING_LOG_FORMAT   | text             | json: one JSON object per log line (the    |
+|                      |                  | worker, the gateway, the CLI)              |
 
 Each can also come from a ``.env`` file in the working directory; the environment wins.
 
@@ -35,7 +40,7 @@ TEMPORAL_PROFILE / TEMPORAL_CONFIG_FILE for a TOML profile).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError
@@ -74,6 +79,9 @@ class Settings(BaseSettings):
     credit_note_prefix: str = _env("BILLING_CREDIT_NOTE_PREFIX", "CN-",
                                    pattern=r"^[A-Za-z0-9_.-]{0,20}$")
     invoice_grace_seconds: float = _env("BILLING_INVOICE_GRACE", 0.0, ge=0, allow_inf_nan=False)
+    metrics_port: int | None = _env("BILLING_METRICS_PORT", None, ge=0, le=65_535)
+    metrics_host: str = _env("BILLING_METRICS_HOST", "127.0.0.1", min_length=1)
+    log_format: Literal["text", "json"] = _env("BILLING_LOG_FORMAT", "text")
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -9,9 +9,11 @@ At start it waits for Postgres and then Temporal (capped backoff, one log line p
 owner's URL (safe when several workers start at once), checks that the database is migrated and
 that its own role cannot change the event log, registers the account workflow's search
 attributes if the namespace lacks them, then polls ``BILLING_TASK_QUEUE`` until SIGINT or
-SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. See
-``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
-unavailable at the deadline (or the worker failed), 2 configuration or an unmigrated database.
+SIGTERM, when it finishes in-flight work, stops, and closes its connection pool. With
+``BILLING_METRICS_PORT`` set it serves Prometheus metrics, the SDK's and ours (``telemetry``).
+See ``config.py`` for every setting. Exit codes: 0 stopped when asked, 1 a service still
+unavailable at the deadline (or the worker failed), 2 configuration (a metrics port taken too)
+or an unmigrated database.
 """
 
 from __future__ import annotations
@@ -22,36 +24,30 @@ import logging
 import os
 import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.billing import BillingActivities
-from activities.db import DatabaseNotReady, check_worker_database, migrate, open_pool
+from activities.db import DatabaseNotReady
 from activities.event_store import EventStore
 from activities.snapshots import DEFAULT_EVERY as DEFAULT_SNAPSHOT_EVERY
-from config import ConfigError, Settings, connect_temporal
-from operations.search_attributes import SearchAttributesMissing, ensure_search_attributes
-from outages.backoff import Deadline
+from config import ConfigError, Settings
+from operations.startup import Startup
 from outages.dependencies import (
     Stopped,
     Unavailable,
-    postgres_reason,
-    postgres_where,
-    temporal_reason,
-    wait_for,
 )
 from projections import PROJECTIONS
 from projections.runner import ProjectionRunner
+from telemetry import lag, logs, runtime
 from workflows.account import AccountWorkflow
 
 log = logging.getLogger("billing.worker")
@@ -89,6 +85,7 @@ async def serve(settings: Settings) -> None:
     """Wait for the services, then run the worker until SIGINT or SIGTERM. Raises
     ``Unavailable`` if Postgres or Temporal is still away at the deadline."""
     stop = _stop_on_signals()
+    runtime.start(settings)  # before any client: the metrics endpoint, if asked for
     startup = Startup(settings, stop)
     try:
         pool = await startup.database()
@@ -118,8 +115,9 @@ async def serve(settings: Settings) -> None:
     log.info("stopped")
 
 
-def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Event) -> asyncio.Future[None]:
-    """The projection runner in the background (done at once when ``BILLING_PROJECTIONS=0``)."""
+def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Event) -> asyncio.Future[Any]:
+    """The projection runner in the background (done at once when ``BILLING_PROJECTIONS=0``),
+    and with metrics on, the sampling of its lag."""
     if not settings.projections:
         return asyncio.ensure_future(asyncio.sleep(0))
     url, role = settings.require_database_url(), settings.database_role
@@ -131,73 +129,10 @@ def _projections(settings: Settings, pool: AsyncConnectionPool, stop: asyncio.Ev
         return conn
 
     log.info("projections running: %s", ", ".join(p.name for p in PROJECTIONS))
-    return asyncio.ensure_future(ProjectionRunner(pool, PROJECTIONS).run(stop, listener))
-
-
-T = TypeVar("T")
-TEMPORAL_ATTEMPT_TIMEOUT = 15.0  # seconds for one connect-and-describe; a dropped packet is no answer
-POOL_OPEN_TIMEOUT = 10.0
-
-
-class Startup:
-    """The steps before serving, each waited for with capped backoff under one deadline,
-    ``BILLING_STARTUP_TIMEOUT`` from now."""
-
-    def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
-        self.settings, self.stop = settings, stop
-        self.deadline = Deadline.after(settings.startup_timeout, time.monotonic())
-
-    async def migrate(self) -> list[str]:
-        """Apply pending migrations as the owner. A connection lost midway rolls the whole
-        transaction back, and the next attempt starts over."""
-        url = self.settings.require_migration_url()
-        applied = await self._postgres(url, lambda: migrate(url))
-        log.info("migrations applied: %s", ", ".join(applied) or "none pending")
-        return applied
-
-    async def database(self) -> AsyncConnectionPool:
-        """Migrate if given the owner's URL, check the database as the worker, open the pool."""
-        url, role = self.settings.require_database_url(), self.settings.database_role
-        if self.settings.migration_url:
-            await self.migrate()
-        await self._postgres(url, lambda: check_worker_database(url, role=role))
-        return await self._postgres(url, lambda: _opened_pool(url, role))
-
-    async def temporal(self) -> Client:
-        """Reach Temporal, then register the account workflow's search attributes if missing."""
-        settings = self.settings
-
-        async def reach() -> Client:
-            async with asyncio.timeout(TEMPORAL_ATTEMPT_TIMEOUT):
-                client = await connect_temporal(settings)
-                # A dev server accepts connections a moment before it knows its namespace.
-                await client.workflow_service.describe_namespace(
-                    DescribeNamespaceRequest(namespace=settings.temporal_namespace))
-                return client
-
-        client = await wait_for("Temporal", f"{settings.temporal_address} (namespace "
-                                f"{settings.temporal_namespace})", reach, reason=temporal_reason,
-                                deadline=self.deadline, stop=self.stop)
-        try:
-            if added := await ensure_search_attributes(client, settings.temporal_namespace):
-                log.info("search attributes registered: %s", ", ".join(added))
-        except SearchAttributesMissing as error:
-            raise ConfigError(str(error)) from error
-        return client
-
-    async def _postgres(self, url: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        return await wait_for("Postgres", postgres_where(url), attempt, reason=postgres_reason,
-                              deadline=self.deadline, stop=self.stop)
-
-
-async def _opened_pool(url: str, role: str | None) -> AsyncConnectionPool:
-    pool = open_pool(url, role=role)
-    try:
-        await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT)
-    except BaseException:
-        await pool.close()
-        raise
-    return pool
+    running = [ProjectionRunner(pool, PROJECTIONS).run(stop, listener)]
+    if settings.metrics_port is not None:
+        running.append(lag.keep_sampling(pool, stop))
+    return asyncio.gather(*running)
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -221,16 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     arguments = argparse.ArgumentParser(
         description="Run the billing worker (account workflows and event-store activities).",
         epilog="Settings come from DATABASE_URL, BILLING_MIGRATION_URL, TEMPORAL_ADDRESS, "
-               "TEMPORAL_NAMESPACE, BILLING_TASK_QUEUE, BILLING_STARTUP_TIMEOUT, BILLING_DB_ROLE and "
-               "BILLING_WORKFLOW_SANDBOX (see config.py). Exit codes: 0 stopped, 1 a service still "
-               "unavailable after BILLING_STARTUP_TIMEOUT (or a failure), 2 configuration.",
+               "TEMPORAL_NAMESPACE, BILLING_TASK_QUEUE, BILLING_STARTUP_TIMEOUT, BILLING_DB_ROLE, "
+               "BILLING_WORKFLOW_SANDBOX, BILLING_METRICS_PORT and BILLING_LOG_FORMAT (see config.py). "
+               "Exit codes: 0 stopped, 1 a service still unavailable after BILLING_STARTUP_TIMEOUT "
+               "(or a failure), 2 configuration.",
     )
     arguments.add_argument("--migrate", action="store_true",
                            help="apply pending migrations with BILLING_MIGRATION_URL, then exit")
     args = arguments.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("text")
     try:
         settings = Settings.from_env()
+        logs.configure(settings.log_format)
         asyncio.run(migrate_only(settings) if args.migrate else serve(settings))
         return 0
     except (ConfigError, DatabaseNotReady) as error:

@@ -29,6 +29,8 @@ class FactsRequest(BaseModel):
     account_id: str
     refund: RefundCharge
     year: int
+    may_number: bool = True
+    """False when the account refuses the refund anyway: then no credit note number is taken."""
 
 
 class BillingActivities:
@@ -52,7 +54,7 @@ class BillingActivities:
         async with self._pool.connection() as conn:
             facts = await _facts(conn, request.account_id, request.refund.charge_id)
             refund = request.refund.model_copy(update={"facts": facts})
-            if facts.invoice_number is None or refund_problem(refund) is not None:
+            if not request.may_number or facts.invoice_number is None or refund_problem(refund) is not None:
                 return facts
             note = NumberRequest(account_id=request.account_id, kind="credit_note",
                                  key=request.refund.command_id, year=request.year)

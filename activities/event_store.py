@@ -13,6 +13,7 @@ updated ``accounts`` row in a single SQL statement, guarded by the expected vers
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from activities.contracts import (
 from activities.rows import event_payload
 from domain.state import AccountState
 from domain.upcasting import SCHEMA_VERSIONS
+from telemetry import metrics
 
 # One statement appends a batch. It creates the projection row, or moves it on from exactly
 # ``expected_version`` (the upsert's WHERE is the version guard), and inserts the events only if
@@ -77,7 +79,14 @@ class EventStore:
     @activity.defn(name="append_events")
     async def append_events(self, request: AppendEvents) -> AppendResult:
         """Append a batch of events, update the account row, and store a snapshot when the
-        batch crosses a multiple of K events: one transaction."""
+        batch crosses a multiple of K events: one transaction. Timed (``billing_append_seconds``)."""
+        started = time.perf_counter()
+        try:
+            return await self._append(request)
+        finally:
+            metrics.append_took(time.perf_counter() - started)
+
+    async def _append(self, request: AppendEvents) -> AppendResult:
         async with self._pool.connection() as conn:
             try:
                 async with conn.transaction():
@@ -103,7 +112,7 @@ class EventStore:
                 return AppendResult(appended=True, version=request.last_version)
             if not stored:
                 raise await _version_conflict(conn, request)
-        return await self.append_events(request.without_first(stored))
+        return await self._append(request.without_first(stored))
 
     @property
     def activities(self) -> list[Callable[..., Any]]:

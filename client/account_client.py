@@ -32,6 +32,7 @@ from client.errors import (
     AccountExists,
     AccountNotFound,
     Endpoint,
+    RunEnded,
     TemporalUnavailable,
     TemporalUnreachable,
 )
@@ -54,6 +55,10 @@ from workflows.interface import (
 )
 
 POLL_INTERVAL = 0.1
+REVIVAL_ATTEMPTS = 5
+"""How often a revival is sent again when it meets a run that is ending (``RunEnded``)."""
+REVIVAL_BACKOFF = 0.05
+"""Seconds before the second attempt; doubled for each later one (about 1.5 s in all)."""
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
@@ -108,6 +113,8 @@ class AccountClient(BillingCalls):
         try:
             outcome = await self._call(account_id, handle.execute_update(
                 OPENED, result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
+        except RunEnded:  # only a closed account's run ends before it can answer
+            raise AccountExists(f"account {account_id} already exists, and is closed") from None
         except TemporalUnavailable as error:
             if isinstance(error, TemporalUnreachable):
                 raise
@@ -125,13 +132,7 @@ class AccountClient(BillingCalls):
         does not hold the account (the revived run then ends at once)."""
         if self._task_queue is None:
             raise ValueError("this AccountClient was made without a task queue: it cannot revive")
-        handle = await self._call(account_id, self.temporal.start_workflow(
-            WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
-            task_queue=self._task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, rpc_timeout=self._rpc_timeout,
-            static_summary=f"Account {account_id} (revived)"))
-        outcome = await self._call(account_id, handle.execute_update(
-            OPENED, result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
+        outcome = await self._with_start(account_id, OPENED, [], OpenOutcome)
         if not outcome.account.currency:
             raise AccountNotFound(f"account {account_id} not found")
         self.revived += 1
@@ -231,9 +232,23 @@ class AccountClient(BillingCalls):
             if self._task_queue is None:
                 raise
         self.revived += 1
-        return await self._call(account_id, self.temporal.execute_update_with_start_workflow(
-            name, arg, start_workflow_operation=self._revival(account_id), result_type=result_type,
-            rpc_timeout=self._rpc_timeout), command_id)
+        return await self._with_start(account_id, name, [arg], result_type, command_id)
+
+    async def _with_start(self, account_id: str, name: str, args: list[Any], result_type: type[M],
+                          command_id: str | None = None) -> M:
+        """Update-with-start (USE_EXISTING), sent again if it met a run that was ending: such an
+        update was not accepted, so sending it again cannot apply it twice."""
+        for attempt in range(1, REVIVAL_ATTEMPTS + 1):
+            try:
+                return await self._call(account_id, self.temporal.execute_update_with_start_workflow(
+                    name, args=args, start_workflow_operation=self._revival(account_id),
+                    result_type=result_type, rpc_timeout=self._rpc_timeout), command_id)
+            except RunEnded:
+                if attempt == REVIVAL_ATTEMPTS:
+                    raise
+            # The run it met may still be completing: give the server a moment to close it.
+            await asyncio.sleep(REVIVAL_BACKOFF * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     async def _signal(self, account_id: str, name: str, arg: Any, command_id: str | None = None) -> None:
         """The signal ``name``; when the workflow is gone (``_update``), revived first, then sent

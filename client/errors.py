@@ -46,6 +46,12 @@ class AccountNotFound(BillingError):
     """The event log holds no such account (the client tried reviving its workflow first)."""
 
 
+class RunEnded(AccountNotFound):
+    """The account's run ended while the call was in flight (a closed account's run ends once
+    drained): nothing was accepted, and sending again revives it. The client retries this
+    itself; a caller sees it only if the run keeps ending under it."""
+
+
 class AccountNotRunning(BillingError):
     """The account's workflow has ended (``status``: TERMINATED, FAILED, ...); raised only when
     the caller asked for a running one."""
@@ -166,6 +172,8 @@ class Endpoint:
         status, message = error.status, error.message
         if status == RPCStatusCode.NOT_FOUND and "namespace" in message.lower():
             return NamespaceNotFound(f"Temporal namespace {self.namespace!r} not found")
+        if status == RPCStatusCode.NOT_FOUND and "closing workflow" in message:
+            return RunEnded(f"account {account_id}: its run ended during the call ({message})")
         if status == RPCStatusCode.NOT_FOUND:
             return AccountNotFound(f"account {account_id} not found")
         if status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):

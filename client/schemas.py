@@ -91,9 +91,13 @@ def _start() -> dict[str, Any]:
     opening = OpenAccount.model_json_schema(mode="validation")["properties"]
     for name in ("account_id", "currency", "overdraft_limit"):
         schema["properties"][name] = opening[name]
-    schema["required"] = ["account_id", "currency"]
-    schema["description"] = ("Start input of the account workflow. (``snapshot``, which only"
-                             " continue-as-new sets, is not part of a caller's input.)")
+    # Opening needs the currency; reviving (signal- or update-with-start) only the account id.
+    schema["required"] = ["account_id"]
+    schema["if"] = {"properties": {"revive": {"const": True}}, "required": ["revive"]}
+    schema["else"] = {"required": ["currency"]}
+    schema["description"] = ("Start input of the account workflow: ``currency`` is required unless"
+                             " ``revive`` is true. (``snapshot``, which only continue-as-new sets,"
+                             " is not part of a caller's input.)")
     return schema
 
 

@@ -24,6 +24,8 @@ the worker, and the demo. Ctrl-C or SIGTERM stops everything it started, in reve
             the worker also BILLING_MIGRATION_URL.
   HTTP API  'python -m gateway' on http://127.0.0.1:HTTP_PORT (OpenAPI docs at /docs), its
             log echoed as 'gateway |'; unless --no-http.
+  Metrics   Prometheus text at http://127.0.0.1:METRICS_PORT/metrics (the worker: Temporal
+            SDK and billing_* metrics) and HTTP_PORT/metrics (the gateway).
   Demo      'python -m starter demo', unless --no-demo.
 """
 
@@ -43,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-port", type=_port, default=8080, metavar="HTTP_PORT",
                         help="port of the HTTP API on 127.0.0.1 (default: 8080)")
     parser.add_argument("--no-http", action="store_true", help="do not start the HTTP API")
+    parser.add_argument("--metrics-port", type=_port, default=9464, metavar="METRICS_PORT",
+                        help="the worker's Prometheus endpoint on 127.0.0.1 (default: 9464, "
+                             "or BILLING_METRICS_PORT)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".data", metavar="DATA_DIR",
                         help="where Postgres and Temporal keep their data (default: .data in "
                              "the checkout; as root, see the README)")

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from config import Settings
 from devstack import StartupError, postgres, processes, temporal
+from devstack.banner import announce
 from devstack.gateway import start_gateway
 from devstack.options import parse_args
 
 DATABASE = "billing"
-READY_LINE = "billing dev stack is up"
 STARTUP_TIMEOUT = 60.0
 DEMO_TIMEOUT = 600.0
 
@@ -38,6 +36,7 @@ class Stack:
     worker: processes.SupervisedWorker
     env: dict[str, str]
     http_url: str | None = None
+    metrics_url: str | None = None
 
 
 class Started:
@@ -68,17 +67,23 @@ def start_stack(args: argparse.Namespace, settings: Settings, started: Started) 
     args.data_dir = args.data_dir.resolve()
     if not os.environ.get("TEMPORAL_ADDRESS"):
         temporal.check_dev_server_ports(args.temporal_port, args.ui_port)  # before starting anything
+    args.metrics_port = settings.metrics_port or args.metrics_port
+    if not temporal.port_is_free("127.0.0.1", args.metrics_port):
+        raise StartupError(f"port {args.metrics_port} on 127.0.0.1 is already in use: pick another "
+                           "for the worker's metrics with --metrics-port")
     if not args.no_http and not temporal.port_is_free("127.0.0.1", args.http_port):
         raise StartupError(f"port {args.http_port} on 127.0.0.1 is already in use: pick another "
                            "with --http-port, or --no-http")
     database_url, postgres_where, migration_url = start_postgres(args, settings, started)
     address, ui_url, dev_server = start_temporal(args, settings, started)
     env = child_env(settings, database_url, address, migration_url)
+    env["BILLING_METRICS_PORT"] = str(args.metrics_port)
     say("starting the worker")
     worker = processes.SupervisedWorker(lambda: processes.start_worker(env), say=say)
     started.add("the worker", worker.stop)  # whichever process it is by then
     worker.wait_ready(STARTUP_TIMEOUT)
-    stack = Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env)
+    stack = Stack(database_url, postgres_where, address, ui_url, dev_server, worker, env,
+                  metrics_url=f"http://127.0.0.1:{args.metrics_port}/metrics")
     if not args.no_http:
         say(f"starting the HTTP API on 127.0.0.1:{args.http_port}")
         gateway = start_gateway(env, args.http_port)
@@ -143,41 +148,6 @@ def run_demo(args: argparse.Namespace, stack: Stack) -> None:
         say(f"the demo exited with code {code}; the services keep running")
 
 
-def announce(stack: Stack, settings: Settings) -> None:
-    """Print where everything runs and how to use it from another shell."""
-    python = _display_path(Path(sys.executable))
-    exports = {"DATABASE_URL": stack.database_url, "TEMPORAL_ADDRESS": stack.temporal_address}
-    if settings.temporal_namespace != Settings.default("temporal_namespace"):
-        exports["TEMPORAL_NAMESPACE"] = settings.temporal_namespace
-    if settings.task_queue != Settings.default("task_queue"):
-        exports["BILLING_TASK_QUEUE"] = settings.task_queue
-    lines = [
-        "",
-        READY_LINE,
-        f"  Postgres     {stack.database_url}  ({stack.postgres_where})",
-        f"  Temporal     {stack.temporal_address}, namespace {settings.temporal_namespace}"
-        + (f"  (dev server pid {stack.dev_server.process.pid}, log {stack.dev_server.log_path})"
-           if stack.dev_server else "  (not started here)"),
-        f"  Web UI       {stack.ui_url or 'not started here (use your server UI)'}",
-        f"  Worker       pid {stack.worker.process.pid}, task queue {settings.task_queue}"
-        "  (started again if it exits)",
-        f"  HTTP API     {stack.http_url}  (docs {stack.http_url}/docs)" if stack.http_url
-        else "  HTTP API     not started (--no-http)",
-        "",
-        "Try it from another shell in this directory:",
-        *(f"  export {name}={shlex.quote(value)}" for name, value in exports.items()),
-        f"  {python} -m starter open acme --currency USD",
-        f"  {python} -m starter fund acme 100.00",
-        f"  {python} -m starter charge acme 12.50",
-        f"  {python} -m starter balance acme",
-        f"  {python} -m starter history acme --json",
-        *([f"  curl -s {stack.http_url}/accounts/acme"] if stack.http_url else []),
-        "",
-        "Press Ctrl-C to stop everything started here.",
-    ]
-    say("\n".join(lines))
-
-
 def watch(stack: Stack) -> int:
     """Sleep until interrupted (KeyboardInterrupt). A worker that exits is started again with
     backoff (``processes.RestartPolicy``); return 1 once it keeps failing, or if the dev
@@ -228,13 +198,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def say(text: str, stream=None) -> None:
     print(text, file=stream or sys.stdout, flush=True)
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from domain.billing import billing_after, decide_invoice
 from domain.commands import (
     AddFunds,
     Charge,
+    ChargeFacts,
     CloseAccount,
     Command,
     DraftInvoice,
@@ -132,6 +133,13 @@ def refund_problem(command: RefundCharge) -> str | None:
         return (f"a refund of {command.amount} is more than the {left} left to refund of charge "
                 f"{command.charge_id!r} ({facts.amount} charged, {facts.refunded} refunded)")
     return None
+
+
+def refused_by_the_account(state: AccountState, command: RefundCharge) -> bool:
+    """Whether the account refuses the refund whatever its charge (a closed account, another
+    currency, a key seen before): no credit note number may be taken for it, or a gap is left."""
+    chargeable = command.model_copy(update={"facts": ChargeFacts(version=1, amount=command.amount)})
+    return not any(isinstance(event, RefundApplied) for event in decide(state, chargeable))
 
 
 def _refunded(command: RefundCharge) -> list[Event]:

@@ -42,6 +42,8 @@ def _valid_period(text: str) -> str:
         BillingPeriod.parse(text)
     except InvalidPeriod as error:
         raise ValueError(str(error)) from None
+    if text != text.rstrip("\n"):  # parse's ``$`` allows one; a stored period keeps parsing
+        raise ValueError(f"a billing period has no line break; got {text!r}")
     return text
 
 

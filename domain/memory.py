@@ -151,10 +151,11 @@ class CommandMemory(Mapping[str, int]):
                                      handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         """Read from ``{id: version}`` (``AccountState`` adds the outcomes), written back so."""
         versions = core_schema.dict_schema(core_schema.str_schema(), core_schema.int_schema())
+        # An instance passes as it is in both modes: ``AccountState`` builds it, with the
+        # outcomes and fingerprints, before its fields are validated (from JSON too).
+        either = core_schema.union_schema([
+            core_schema.is_instance_schema(cls),
+            core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}), versions)])
         return core_schema.json_or_python_schema(
-            json_schema=core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}),
-                                                                     versions),
-            python_schema=core_schema.union_schema([
-                core_schema.is_instance_schema(cls),
-                core_schema.no_info_after_validator_function(lambda ids: cls.of(ids, {}, {}), versions)]),
+            json_schema=either, python_schema=either,
             serialization=core_schema.plain_serializer_function_ser_schema(dict))

@@ -1,14 +1,14 @@
 """``python -m gateway``: the HTTP API alone, on BILLING_HTTP_HOST:BILLING_HTTP_PORT.
 
 Prints ``gateway listening on http://HOST:PORT`` once it accepts connections (the port it got,
-when BILLING_HTTP_PORT is 0). SIGTERM or Ctrl-C: finishes the requests in flight and exits 0.
-Exit codes: 1 it could not start (e.g. the port is taken), 2 bad settings.
+when BILLING_HTTP_PORT is 0); Prometheus metrics are at ``/metrics`` on that port
+(BILLING_METRICS_PORT is the worker's). SIGTERM or Ctrl-C: finishes the requests in flight and
+exits 0. Exit codes: 1 it could not start (e.g. the port is taken), 2 bad settings.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -18,6 +18,7 @@ import uvicorn
 from config import ConfigError
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from telemetry import logs, runtime
 
 READY_LINE = "gateway listening on"
 START_TIMEOUT = 30.0  # seconds for uvicorn to bind and start
@@ -25,8 +26,11 @@ START_TIMEOUT = 30.0  # seconds for uvicorn to bind and start
 
 async def serve(settings: GatewaySettings) -> int:
     """Run the API until a signal stops it; the exit code."""
+    # With JSON logs uvicorn's loggers go through ours (log_config=None keeps its hands off them);
+    # its access log stays off: telemetry.http logs each request, with account and command.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
     config = uvicorn.Config(create_app(settings), host=settings.http_host, port=settings.http_port,
-                            log_level="info", access_log=False, lifespan="off")
+                            log_level="info", access_log=False, lifespan="off", log_config=log_config)
     server = uvicorn.Server(config)
     running = asyncio.create_task(_serve(server))
     loop = asyncio.get_running_loop()
@@ -52,13 +56,15 @@ async def _serve(server: uvicorn.Server) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("text")
     try:
         settings = GatewaySettings.from_env()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         code = 2
     else:
+        logs.configure(settings.log_format)
+        runtime.start(settings, serve_metrics=False)  # the SDK core's logs as ours
         # uvicorn re-raises the signal that stopped it once it has shut down; with these
         # handlers in place that is a no-op, and the process can leave with its own code.
         for stop in (signal.SIGTERM, signal.SIGINT):

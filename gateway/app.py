@@ -1,6 +1,7 @@
 """The app factory: ``create_app(settings)`` is the whole HTTP API as an ASGI app.
 
-OpenAPI at ``/openapi.json``, docs at ``/docs``. Errors are problem details
+OpenAPI at ``/openapi.json``, docs at ``/docs``, Prometheus metrics at ``/metrics``
+(``telemetry.http``). Errors are problem details
 (``gateway.problems``); the routes are in ``gateway.routes``.
 """
 
@@ -14,6 +15,7 @@ from client import AccountClient
 from gateway import invoicing, problems, routes
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
+from telemetry import http as telemetry
 
 DESCRIPTION = """Accounts with an append-only event log, billed in periods. Amounts are integers
 in minor units of the account's currency (cents for USD). Funds, charges, refunds and closes take
@@ -44,4 +46,5 @@ def create_app(settings: GatewaySettings | None = None, *, accounts: AccountClie
     problems.install(app, found.retry_after)
     app.include_router(routes.router)
     app.include_router(invoicing.router)
+    telemetry.install(app)  # GET /metrics, and a log line per request
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import traceback
@@ -66,6 +67,7 @@ def _run_verb(args: argparse.Namespace) -> int:
     from starter.output import Output
 
     out = Output(args.json, sys.stdout, sys.stderr)
+    _configure_logging()
     name = f"{args.verb} {args.action}" if getattr(args, "action", None) else args.verb
     try:
         code = asyncio.run(verb(name)(args, out))
@@ -78,6 +80,21 @@ def _run_verb(args: argparse.Namespace) -> int:
     except Exception as error:  # noqa: BLE001 - one line for the user; the traceback on request
         return _unexpected(error, out)
     return ExitCode.OK if code is None else code
+
+
+def _configure_logging() -> None:
+    """Warnings and errors from the libraries on stderr, as BILLING_LOG_FORMAT says (text: as
+    Python prints them by default). Settings that do not parse are the verb's to report."""
+    import logging
+
+    from config import ConfigError, Settings
+    from telemetry import logs, runtime
+
+    with contextlib.suppress(ConfigError):
+        settings = Settings.from_env()
+        if settings.log_format == "json":
+            logs.configure("json", level=logging.WARNING)
+            runtime.start(settings, serve_metrics=False)  # the SDK core's warnings as JSON too
 
 
 def verb(name: str) -> Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int | None]]:

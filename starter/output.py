@@ -108,13 +108,16 @@ def balance(view: AccountView) -> tuple[dict[str, Any], str]:
         f"{money(view.overdraft_limit, view.currency)}{pending})")
 
 
-def closed(view: AccountView | None, account_id: str, command_id: str) -> tuple[dict[str, Any], str]:
-    """A close signal, and the account after it took effect (``None`` with ``--no-wait``)."""
+def closed(view: AccountView | None, account_id: str, command_id: str,
+           paid_out: int = 0) -> tuple[dict[str, Any], str]:
+    """A close, and the account after it took effect (``None`` with ``--no-wait``);
+    ``paid_out``: the balance its payout settled."""
     if view is None:
         return ({"account_id": account_id, "command_id": command_id, "status": "sent"},
                 f"sent: close account {account_id}; not waiting for it to take effect")
-    return ({**view.model_dump(mode="json"), "command_id": command_id},
-            f"closed account {view.account_id} at version {view.version}; final balance "
+    payout = f"paid out {money(paid_out, view.currency)}; " if paid_out else ""
+    return ({**view.model_dump(mode="json"), "command_id": command_id, "paid_out": paid_out},
+            f"closed account {view.account_id} at version {view.version}; {payout}final balance "
             f"{money(view.balance, view.currency)}")
 
 

@@ -89,7 +89,9 @@ async def close(args: argparse.Namespace, out: Output) -> None:
     view = await accounts.state(args.account_id)
     if view.status is AccountStatus.CLOSED:
         raise CliError(f"account {args.account_id} is already closed", ExitCode.REFUSED)
-    await accounts.close(view, command, wait=args.wait)
+    outcome = await accounts.close(view, command, wait=args.wait)
+    paid_out = view.balance if outcome is not None and outcome.status == "applied" else 0
     if args.wait:
         view = await accounts.state(args.account_id)
-    out.result(*output.closed(view if args.wait else None, args.account_id, command.command_id))
+    out.result(*output.closed(view if args.wait else None, args.account_id, command.command_id,
+                              paid_out))

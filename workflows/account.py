@@ -45,6 +45,9 @@ with workflow.unsafe.imports_passed_through():
 RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
 """Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
 the SDK dropped the first and buffered the second, so histories from then must not record them."""
+BILL_BEFORE_COMMANDS = "bill-before-commands"
+"""Patch: periods that have ended are drafted before the commands waiting are decided, so an
+invoice never bills a command decided after its period's end. Before it, the commands went first."""
 CLOSED_ACCOUNTS_FINISH = "closed-accounts-finish"
 """Patch: a closed account's run ends once it is drained and billed. Before it, it ran on."""
 REFUND_SIGNALS = "refund-signals"
@@ -97,6 +100,8 @@ class AccountWorkflow(Persisting, Invoicing):
                 return  # closed and billed; a later command revives it (``revive``)
             await self._wait_for_work(lambda: bool(self._inbox))
             async with self._writing:  # close_period may be writing (it waits for this lock)
+                if self._inbox and workflow.patched(BILL_BEFORE_COMMANDS):
+                    await self._bill_due()
                 if self._inbox:
                     await self._apply_pending()
                 await self._bill_due()

@@ -13,7 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.billing import BillingActivities, FactsRequest, NumberRequest
-    from domain.account import Decision
+    from domain.account import Decision, refused_by_the_account
     from domain.commands import ChargeFacts, Command, DraftInvoice, FinalizeInvoice, RefundCharge
     from domain.periods import BillingPeriod
     from domain.state import AccountState, AccountStatus
@@ -110,9 +110,9 @@ class Invoicing:
 
     async def _with_facts(self, refund: RefundCharge) -> RefundCharge:
         """The refund, with what the log says of its charge (and a credit note's number)."""
-        assert self._input is not None
-        request = FactsRequest(account_id=self._input.account_id, refund=refund,
-                               year=workflow.now().year)
+        assert self._input is not None and self._account is not None
+        request = FactsRequest(account_id=self._input.account_id, refund=refund, year=workflow.now().year,
+                               may_number=not refused_by_the_account(self._account, refund))
         facts: ChargeFacts = await self._store(BillingActivities.charge_facts, request,
                                                f"facts of charge {refund.charge_id}")
         return refund.model_copy(update={"facts": facts})

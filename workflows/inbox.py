@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
+from typing import Literal
 
 from domain.account import Decision
 from domain.commands import Command
@@ -83,26 +84,37 @@ class Inbox:
         return [self._outcomes.pop(ticket) for ticket in tickets]
 
 
+Status = Literal["applied", "declined", "rejected", "duplicate", "refused"]
+
+
+def status_of(decision: Decision) -> Status:
+    """What a decision came to, in one word: the ``status`` of its ``CommandOutcome``."""
+    if decision.reused is not None:
+        return "refused"
+    if not decision.events:
+        return "duplicate"
+    last = decision.events[-1]
+    if isinstance(last, ChargeDeclined):
+        return "declined"
+    return "rejected" if isinstance(last, CommandRejected) else "applied"
+
+
 def outcome(command: Command, decision: Decision) -> CommandOutcome:
     """The core's decision as the answer an update caller receives."""
     command_id = getattr(command, "command_id", None)
-    if decision.reused is not None:
-        return CommandOutcome(command_id=command_id, status="refused", balance=decision.balance,
+    status = status_of(decision)
+    if status == "refused":
+        return CommandOutcome(command_id=command_id, status=status, balance=decision.balance,
                               version=decision.version,
                               reason=f"idempotency key {command_id!r} was used before for another "
                                      f"command ({decision.reused}); nothing was recorded")
-    if not decision.events:
+    if status == "duplicate":
         prior = decision.prior
         original = "applied" if prior is None else None if prior.status == "unknown" else prior.status
         return CommandOutcome(
-            command_id=command_id, status="duplicate", reason=prior.reason if prior else "",
+            command_id=command_id, status=status, reason=prior.reason if prior else "",
             balance=decision.balance, version=decision.version, original_status=original)
     last = decision.events[-1]
-    if isinstance(last, ChargeDeclined):
-        status, reason = "declined", last.reason
-    elif isinstance(last, CommandRejected):
-        status, reason = "rejected", last.reason
-    else:
-        status, reason = "applied", ""
+    reason = last.reason if isinstance(last, ChargeDeclined | CommandRejected) else ""
     return CommandOutcome(command_id=command_id, status=status, reason=reason,
                           balance=decision.balance, version=decision.version)

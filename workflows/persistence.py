@@ -5,7 +5,7 @@ kept apart so that the workflow reads as the story of a run."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.commands import Command, RefundCharge
     from domain.events import Event
     from domain.state import AccountState
+    from telemetry import accounts as metrics
     from workflows import replies
     from workflows.inbox import Inbox, Pending
     from workflows.interface import AccountView, AccountWorkflowInput, OpenOutcome
@@ -51,6 +52,8 @@ class Persisting:
         assert self._input is not None
         self._account = await self._load()
         created = not self._account.exists and not self._input.revive
+        if self._input.revive:
+            metrics.revived(self._account)
         if created:
             await self._persist([self._input.open_command(workflow.now())])
         self._opened = OpenOutcome(created=created, account=AccountView.of(self._account))
@@ -79,8 +82,8 @@ class Persisting:
                 segment.append(command)
         return decisions + (await self._persist(segment) if segment else [])
 
-    async def _with_facts(self, refund: RefundCharge) -> RefundCharge:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # Invoicing's; a stub here would shadow it (Persisting comes first in the MRO)
+        async def _with_facts(self, refund: RefundCharge) -> RefundCharge: ...
 
     async def _persist(self, commands: list[Command]) -> list[Decision]:
         """Decide ``commands`` against the state and append their events in one activity call.
@@ -112,6 +115,7 @@ class Persisting:
             self._account = self._account.knowing(result.known_commands())
         self._visibility.recorded(self._account.version + 1, events)
         self._account = after
+        metrics.decided(commands, decisions)
         return decisions
 
     async def _append(self, events: list[Event], after: AccountState) -> AppendResult:

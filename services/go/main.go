@@ -6,7 +6,9 @@
 // An account is a workflow of type AccountWorkflow with the id account-<account id>. Its
 // messages are plain JSON, so the SDK's default data converter is all it takes: start it with
 // {account_id, currency}, send commands as updates (answered with an outcome) or signals,
-// and read it with the query "state". Declines and rejections come back as an
+// and read it with the query "state". A closed account's workflow finishes once drained: send
+// to it by update- or signal-with-start with the start input {account_id, revive: true}
+// (withStartOptions), which revives it from the log to answer "account is closed". Declines and rejections come back as an
 // ApplicationError whose Type() says which and whose details hold the outcome.
 //
 // It prints one line per step and exits 1 on the first answer that differs from the vector,
@@ -24,6 +26,7 @@ import (
 	"path/filepath"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -101,19 +104,60 @@ func runStep(c client.Client, taskQueue, workflowID string, step Step) (Outcome,
 		var result any
 		err = response.Get(&result)
 		return Outcome{Result: result}, err
+	case "signal_with_start":
+		if step.Start == nil {
+			return Outcome{}, errors.New("signal_with_start without start")
+		}
+		var arg any
+		if len(args) == 1 {
+			arg = args[0]
+		}
+		_, err := c.SignalWithStartWorkflow(ctx, workflowID, step.Name, arg,
+			withStartOptions(workflowID, taskQueue), step.Start.Name, step.Start.args()...)
+		return Outcome{}, err
 	case "update":
-		return update(ctx, c, workflowID, step.Name, args)
+		handle, err := c.UpdateWorkflow(ctx, updateOptions(workflowID, step.Name, args))
+		return outcomeOf(ctx, handle, err)
+	case "update_with_start":
+		if step.Start == nil {
+			return Outcome{}, errors.New("update_with_start without start")
+		}
+		start := c.NewWithStartWorkflowOperation(withStartOptions(workflowID, taskQueue),
+			step.Start.Name, step.Start.args()...)
+		handle, err := c.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+			StartWorkflowOperation: start,
+			UpdateOptions:          updateOptions(workflowID, step.Name, args),
+		})
+		return outcomeOf(ctx, handle, err)
 	}
 	return Outcome{}, fmt.Errorf("unknown step kind %q", step.Kind)
 }
 
-func update(ctx context.Context, c client.Client, workflowID, name string, args []any) (Outcome, error) {
-	handle, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+// withStartOptions start the account's workflow only when no run of it is running (a closed
+// account's run ends once drained): join a running one (USE_EXISTING), start after a finished
+// one (ALLOW_DUPLICATE). The start input {"account_id": ..., "revive": true} revives the
+// account from the log and never opens one.
+func withStartOptions(workflowID, taskQueue string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       workflowID,
+		TaskQueue:                taskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}
+}
+
+func updateOptions(workflowID, name string, args []any) client.UpdateWorkflowOptions {
+	return client.UpdateWorkflowOptions{
 		WorkflowID:   workflowID,
 		UpdateName:   name,
 		Args:         args,
 		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	}
+}
+
+// outcomeOf waits for an update's answer. A failed update is an outcome (its error type and
+// details); only a failure to deliver it is an error.
+func outcomeOf(ctx context.Context, handle client.WorkflowUpdateHandle, err error) (Outcome, error) {
 	var result any
 	if err == nil {
 		err = handle.Get(ctx, &result)

@@ -24,13 +24,21 @@ type Vector struct {
 	Steps      []Step `json:"steps"`
 }
 
-// Step is one message: kind start, update, signal or query; Payload absent means no argument.
+// Step is one message: kind start, update, signal, query, update_with_start or
+// signal_with_start (which carry Start); Payload absent means no argument.
 type Step struct {
 	About   string  `json:"about"`
 	Kind    string  `json:"kind"`
 	Name    string  `json:"name"`
 	Payload *any    `json:"payload"`
+	Start   *Start  `json:"start"`
 	Expect  *Expect `json:"expect"`
+}
+
+// Start is the workflow a *_with_start step starts if none of its id is running.
+type Start struct {
+	Name    string `json:"name"`
+	Payload *any   `json:"payload"`
 }
 
 // Expect holds either the expected result (fields to match) or the expected error.
@@ -76,11 +84,15 @@ func scenarioOf(path string) string {
 	return strings.TrimSuffix(filepath.Base(path), ".json")
 }
 
-func (s Step) args() []any {
-	if s.Payload == nil {
+func (s Step) args() []any { return argsOf(s.Payload) }
+
+func (s Start) args() []any { return argsOf(s.Payload) }
+
+func argsOf(payload *any) []any {
+	if payload == nil {
 		return nil
 	}
-	return []any{*s.Payload}
+	return []any{*payload}
 }
 
 // mismatches lists each way got differs from what the step expects; none when it matches.

@@ -59,7 +59,9 @@ def test_an_account_from_open_to_close_then_the_worker_stops_on_sigterm(
     _check_history(cli)
     assert "sent: fund 0.75 USD" in ok(cli("fund", ACCOUNT, "0.75", "--no-wait"))
     # The close signal is applied after the fund signal sent before it.
-    assert "final balance 11.00 USD" in ok(cli("close", ACCOUNT, "--reason", "e2e done"))
+    assert "close it with --payout" in failed(cli("close", ACCOUNT, "--reason", "e2e done"), 3)
+    closed = ok(cli("close", ACCOUNT, "--reason", "e2e done", "--payout"))
+    assert "paid out 11.00 USD; final balance 0.00 USD" in closed
     assert "account is closed" in failed(cli("charge", ACCOUNT, "1.00"), 3)
     assert json.loads(ok(cli("balance", ACCOUNT, "--json")))["status"] == "closed"
 

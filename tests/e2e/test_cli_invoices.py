@@ -1,8 +1,8 @@
 """The billing verbs end to end, through the real worker process and ``python -m starter``: an
 account opened with a billing period, a period closed on demand, its invoice listed, shown,
 written as HTML and recomputed from the log, refund input refused before it is sent, and the
-final invoice of a close with a payout. (Refunds through the workflow: test_invoices.py; they
-need a fix in workflows/ first, see test_refunds_reach_the_log_through_the_workflow.)"""
+final invoice of a close with a payout; a refund within the period (a line) and one after its
+invoice is final (a credit note linked to it)."""
 
 from __future__ import annotations
 
@@ -36,14 +36,19 @@ def test_an_invoice_from_period_to_document(worker_process: WorkerProcess, cli: 
     ok(cli("charge", ACCOUNT, "1200", "--idempotency-key", "c1", "--description", "API <calls> & more"))
     assert "amount must be greater than zero" in failed(cli("refund", ACCOUNT, "0", "--charge", "c1"), 2)
     assert "invalid refund: --charge" in failed(cli("refund", ACCOUNT, "1", "--charge", ""), 2)
+    assert "applied" in ok(cli("refund", ACCOUNT, "200", "--charge", "c1", "--description", "goodwill"))
 
     closed = json.loads(ok(cli("close-period", ACCOUNT, "--json")))
     number = closed["number"]
     assert number and closed["sequence"] == 1, closed
     [first] = listed(cli, 1)
-    assert (first["number"], first["status"], first["charges_total"], first["closing_balance"],
-            first["amount_due"], first["lines"]) == (number, "finalized", 1200, 3800, 0, 1)
+    assert (first["number"], first["status"], first["charges_total"], first["refunds_total"],
+            first["closing_balance"], first["amount_due"], first["lines"]) == (
+        number, "finalized", 1200, -200, 4000, 0, 2)
     assert number in ok(cli("invoices", ACCOUNT))
+    late = json.loads(ok(cli("refund", ACCOUNT, "100", "--charge", "c1", "--idempotency-key", "r2",
+                             "--json")))
+    assert late["status"] == "applied", late
 
     page = tmp_path / "invoice.html"
     shown_invoice = ok(cli("invoice", ACCOUNT, number, "--html", str(page), "--recompute"))
@@ -56,8 +61,11 @@ def test_an_invoice_from_period_to_document(worker_process: WorkerProcess, cli: 
     assert "has no invoice INV-NOPE" in failed(cli("invoice", ACCOUNT, "INV-NOPE"), 4)
 
     ok(cli("close", ACCOUNT, "--payout", "--reason", "e2e done"))
-    final = listed(cli, 2)[1]
-    assert (final["status"], final["opening_balance"], final["paid_out"], final["closing_balance"]) == (
-        "finalized", 3800, 3800, 0)
+    first, final = listed(cli, 2)
+    [note] = first["credit_notes"]
+    assert (note["amount"], note["refund_id"]) == (100, "r2")
+    assert (final["status"], final["opening_balance"], final["refunds_total"], final["paid_out"],
+            final["closing_balance"]) == ("finalized", 4000, -100, 4100, 0)
+    assert note["number"] in ok(cli("invoice", ACCOUNT, number))
     assert "Paid out at closing" in ok(cli("invoice", ACCOUNT, final["number"], "--recompute"))
     assert worker_process.stop() == 0, worker_process.output()

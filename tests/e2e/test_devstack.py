@@ -26,9 +26,9 @@ import pytest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
+from devstack.banner import READY_LINE
 from devstack.processes import RestartPolicy, SupervisedWorker, start_worker
 from devstack.temporal import port_is_free
-from devstack.up import READY_LINE
 from outages.backoff import Backoff
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def test_devstack_starts_serves_and_stops_cleanly(data_dir: Path) -> None:
     stack = subprocess.Popen(
         [sys.executable, "-m", "devstack.up", "--no-demo", "--data-dir", str(data_dir),
          "--temporal-port", str(temporal_port), "--ui-port", str(ui_port),
-         "--http-port", str(http_port)],
+         "--http-port", str(http_port), "--metrics-port", str(free_port())],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
@@ -187,7 +187,8 @@ def test_devstack_starts_a_worker_that_died_again(data_dir: Path) -> None:
     env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
     stack = subprocess.Popen(
         [sys.executable, "-m", "devstack.up", "--no-demo", "--data-dir", str(data_dir),
-         "--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--no-http"],
+         "--temporal-port", str(free_port()), "--ui-port", str(free_port()), "--no-http",
+         "--metrics-port", str(free_port())],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )

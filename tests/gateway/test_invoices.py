@@ -1,6 +1,6 @@
 """The invoice routes in process: a period closed with ``POST .../close-period``, its invoice
-listed and read as JSON (equal to the stored document) and as HTML, and the 404s. (Refunds
-through the workflow wait for a fix in workflows/: see tests/integration/test_invoices.py.)"""
+listed and read as JSON (equal to the stored document) and as HTML, a refund after it is final
+(a credit note on it), a refused refund, and the 404s."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ async def test_a_closed_period_is_listed_and_read_as_json_and_html(api: httpx.As
     assert closed.status_code == 200, closed.text
     number, sequence = closed.json()["number"], closed.json()["sequence"]
     assert number and sequence == 1
+    refunded = await api.post(f"/accounts/{account_id}/refunds", json={"charge_id": "c1", "amount": 34},
+                              headers={"Idempotency-Key": "r1"})
+    assert refunded.status_code == 200 and refunded.json()["balance"] == 3_800, refunded.text
+    too_much = await api.post(f"/accounts/{account_id}/refunds", json={"charge_id": "c1", "amount": 1_201})
+    problem(too_much, 422, "command-rejected")
     runner = ProjectionRunner(worker_pool, PROJECTIONS)
     while (await runner.catch_up())[0]:
         pass
@@ -31,6 +36,7 @@ async def test_a_closed_period_is_listed_and_read_as_json_and_html(api: httpx.As
     [summary] = listed.json()["invoices"]
     assert (summary["number"], summary["charges_total"], summary["closing_balance"], summary["lines"]) == (
         number, 1_234, 3_766, 1)
+    assert [(n["amount"], n["refund_id"]) for n in summary["credit_notes"]] == [(34, "r1")]
 
     as_json = await api.get(f"/accounts/{account_id}/invoices/{number}")
     assert as_json.status_code == 200

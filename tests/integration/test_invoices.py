@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.worker import Worker
 
 from activities.rows import STORED_EVENT, StoredEvent
 from client import AccountClient, CommandRejectedError, InsufficientFunds, TemporalUnavailable
@@ -28,8 +26,6 @@ from operations.replay.rebuild import rebuild
 from projections import PROJECTIONS, REPLAYED
 from projections.invoice_reads import find_invoice, list_invoices
 from projections.runner import ProjectionRunner
-from worker import build_worker
-from workflows.persistence import Persisting
 
 TABLES = {"invoices": "account_id, sequence", "invoice_lines": "account_id, sequence, line",
           "credit_notes": "number"}
@@ -50,20 +46,7 @@ async def settle(billed: Billed) -> None:
 
 
 @pytest.fixture
-async def refunding_worker(client, worker_pool, task_queue, monkeypatch) -> AsyncIterator[Worker]:
-    """The worker, with refunds working: on main, ``Persisting._with_facts`` (a stub raising
-    NotImplementedError) comes before ``Invoicing._with_facts`` in ``AccountWorkflow``'s bases,
-    so every refund fails its workflow task forever (test_refunds_reach_the_log_through_the_workflow
-    shows it). Without the stub the real one is found; outside the sandbox, so that the running
-    workflow sees the class as patched here. Remove this once workflows/ is fixed (that test then
-    passes, and its strict xfail fails to say so)."""
-    monkeypatch.delattr(Persisting, "_with_facts", raising=False)
-    async with build_worker(client, worker_pool, task_queue, sandboxed=False) as running:
-        yield running
-
-
-@pytest.fixture
-async def billed(client, task_queue, refunding_worker, worker_pool) -> Billed:
+async def billed(client, task_queue, worker, worker_pool) -> Billed:
     """One account through three periods: charges, a decline, a refund within the period, a
     refund of a charge on a finalized invoice (a credit note), an overdraft, an idle period."""
     accounts = AccountClient(client, task_queue, rpc_timeout=15)
@@ -211,11 +194,10 @@ async def test_closing_with_a_payout_makes_the_final_invoice(billed: Billed, poo
     assert (await reconcile(pool)).ok
 
 
-@pytest.mark.xfail(strict=True, reason="workflows/: Persisting._with_facts, a stub raising "
-                   "NotImplementedError, shadows Invoicing._with_facts in AccountWorkflow's bases")
 async def test_refunds_reach_the_log_through_the_workflow(client, task_queue, worker) -> None:
-    """A refund through the real worker, unpatched: it is applied, or its workflow task fails
-    (the failure, read from the history, is the test's message)."""
+    """A refund signalled to the real worker is applied, and fails no workflow task (it did on
+    main before df3fb3e: a stub shadowed ``Invoicing._with_facts``); a failure, read from the
+    history, is the test's message."""
     accounts = AccountClient(client, task_queue, rpc_timeout=15)
     account_id = f"ref-{uuid.uuid4().hex[:10]}"
     await accounts.open(account_id, "USD")

@@ -57,6 +57,7 @@ from tests.integration.helpers import (
     start_account,
     update,
     wait_settled,
+    workflow_result,
 )
 from tests.unit.reference_model import (
     GENERATED,
@@ -108,6 +109,8 @@ class Lane:
     model: RefAccount
     handle: WorkflowHandle
     ids: list[str] = field(default_factory=list)
+    finished: bool = False
+    """Closed, and its run ended: only the client (which revives it) can still reach it."""
 
 
 class ModelRun:
@@ -162,6 +165,8 @@ class ModelRun:
             (self.client_burst, 4), (self.batch_update, 6), (self.batch_signal, 6),
             (self.malformed_signal, 8), (self.close, 2), (self.sync, 5),
         ]
+        if lane.finished:
+            operations = [(self.client_money, 12), (self.client_burst, 4), (self.sync, 5)]
         operation = self.rng.choices([op for op, _ in operations], [w for _, w in operations])[0]
         self.counts[operation.__name__] += 1
         await operation(lane)
@@ -192,7 +197,7 @@ class ModelRun:
         self.counts["open_again"] += 1
         account = lane.model
         self.note(f"{account.account_id}: open again")
-        if self.rng.random() < 0.5:
+        if self.rng.random() < 0.5 or lane.finished:  # a finished run is no longer "started"
             with pytest.raises(AccountExists):
                 await self.accounts.open(account.account_id, account.currency)
         else:
@@ -350,24 +355,39 @@ class ModelRun:
                 lane.model.apply(item["kind"], _without_kind(item))
 
     async def close(self, lane: Lane) -> None:
+        """A close by the client (an update) or by a signal, with or without a payout. One that
+        closes the account ends its run once the final invoice is made: from then on the lane
+        only goes through the client, which revives the account for each command."""
         rng = self.rng
         if rng.random() < 0.3:
-            command_id = self.command_id(lane)
-            self.note(f"{lane.model.account_id}: client close {command_id!r}")
-            await self.accounts.close(lane.model.account_id, command_id=command_id, reason="model")
-            lane.model.apply("close", {"command_id": command_id})
-            return
-        args: list[Any] = rng.choice([
-            [], [{}], [{"reason": "done"}], [{"command_id": self.command_id(lane), "reason": "bye"}],
-            [{"command_id": ""}], [{"command_id": "c", "reason": 5}], [{"command_id": "c", "why": 1}],
-            ["close it"], [None], [{"command_id": "a"}, {"command_id": "b"}],
-        ])
-        self.note(f"{lane.model.account_id}: close signal {args!r:.100}")
-        await lane.handle.signal("close", args=args)
-        if close_problem(args):
-            lane.model.malformed_signal()
+            fields: dict[str, Any] = {"command_id": self.command_id(lane),
+                                      "reason": rng.choice(["model", " "]), "payout": rng.random() < 0.5}
+            self.note(f"{lane.model.account_id}: client close {fields!r}")
+            try:
+                got: Any = await self.accounts.close(lane.model.account_id, **fields)
+            except (CommandRejectedError, IdempotencyKeyReused) as error:
+                got = error
+            expected = lane.model.apply("close", fields)
+            self.expect_client_result(expected, got, wait=True)
         else:
-            lane.model.apply("close", args[0] if args else {})
+            args: list[Any] = rng.choice([
+                [], [{}], [{"reason": "done"}], [{"command_id": self.command_id(lane), "reason": "bye"}],
+                [{"command_id": self.command_id(lane), "reason": "paid", "payout": True}],
+                [{"payout": True}], [{"command_id": ""}], [{"command_id": "c", "reason": 5}],
+                [{"command_id": "c", "why": 1}], ["close it"], [None],
+                [{"command_id": "a"}, {"command_id": "b"}],
+            ])
+            self.note(f"{lane.model.account_id}: close signal {args!r:.100}")
+            await lane.handle.signal("close", args=args)
+            if close_problem(args):
+                lane.model.malformed_signal()
+            else:
+                lane.model.apply("close", args[0] if args and args[0] is not None else {})
+        if lane.model.closed:
+            await workflow_result(lane.handle, SETTLE)
+            lane.model.final_invoice()
+            lane.finished = True
+            lane.handle = self.client.get_workflow_handle(workflow_id(lane.model.account_id))
 
     async def sync(self, lane: Lane) -> None:
         """Wait until the account has applied everything sent to it; compare its state."""

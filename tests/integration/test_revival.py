@@ -10,9 +10,11 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from client import (
     AccountClient,
     AccountClosedError,
+    AccountExists,
     AccountHasBalance,
     AccountNotFound,
     CommandRejectedError,
+    IdempotencyKeyReused,
 )
 from domain.commands import AddFunds, Charge
 from operations.reconcile import reconcile
@@ -166,3 +168,27 @@ async def test_check_reports_an_open_account_without_a_workflow_and_repair_reviv
     assert after.ok and after.workflows_checked == 1
     assert (await accounts.state(account, running_only=True)).balance == 10
 
+
+
+async def test_a_close_key_reused_for_another_command_is_refused_after_the_run_ended(accounts, pool):
+    account = new_account_id()
+    await accounts.open(account, "USD")
+    await accounts.add_funds(account, 40, command_id="f-1")
+    await accounts.close(account, command_id="bye", reason="left", payout=True)
+    await workflow_result(accounts.handle(account))
+
+    with pytest.raises(IdempotencyKeyReused, match="close"):
+        await accounts.add_funds(account, 44, command_id="bye")
+    with pytest.raises(IdempotencyKeyReused):
+        await accounts.close(account, command_id="bye", reason="another reason", payout=True)
+    again = await accounts.close(account, command_id="bye", reason="left", payout=True)
+    assert again is not None and (again.status, again.original_status) == ("duplicate", "applied")
+
+
+async def test_opening_a_closed_account_again_is_account_exists(accounts):
+    account = new_account_id()
+    await accounts.open(account, "USD")
+    await accounts.close(account, command_id="bye")
+    await workflow_result(accounts.handle(account))
+    with pytest.raises(AccountExists, match="closed"):
+        await accounts.open(account, "USD")

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -28,6 +29,10 @@ from tests.vectors import (
 )
 
 STEP_TIMEOUT = 10.0
+# The *_with_start kinds (tests/vectors/README.md): join the running workflow of that id, or start
+# a new run after a finished one (a closed account's run ends once drained).
+WITH_START_POLICIES: dict[str, Any] = {"id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+                                       "id_reuse_policy": WorkflowIDReusePolicy.ALLOW_DUPLICATE}
 
 
 @pytest.fixture
@@ -61,9 +66,22 @@ async def run_step(client: Client, handle: WorkflowHandle, task_queue: str,
     if step["kind"] == "signal":
         await handle.signal(step["name"], args=args)
         return Outcome()
+    if step["kind"] == "signal_with_start":
+        start = step["start"]
+        await client.start_workflow(start["name"], args=[start["payload"]], id=handle.id,
+                                    task_queue=task_queue, start_signal=step["name"],
+                                    start_signal_args=args, **WITH_START_POLICIES)
+        return Outcome()
     if step["kind"] == "query":
         return Outcome(result=await handle.query(step["name"], args=args))
     try:
+        if step["kind"] == "update_with_start":
+            start = step["start"]
+            operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+                start["name"], args=[start["payload"]], id=handle.id, task_queue=task_queue,
+                **WITH_START_POLICIES)
+            return Outcome(result=await client.execute_update_with_start_workflow(
+                step["name"], args=args, start_workflow_operation=operation))
         return Outcome(result=await handle.execute_update(step["name"], args=args))
     except WorkflowUpdateFailedError as failure:
         error = failure.cause

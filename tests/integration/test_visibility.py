@@ -1,6 +1,7 @@
 """What the Temporal web UI shows of an account: search attributes to find it by, the current
 details to read it, and summaries. Checked through the same APIs the UI calls (list with a
-query, describe, the metadata query); ``tests/ui`` opens the UI itself in a browser."""
+query, describe, the metadata query); ``tests/e2e/test_temporal_ui.py`` opens the UI itself in a
+browser."""
 
 from __future__ import annotations
 

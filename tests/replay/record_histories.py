@@ -39,10 +39,10 @@ from activities.contracts import LoadAccount
 from activities.db import migrate, open_pool
 from activities.event_store import EventStore
 from domain.events import FundsAdded
-from tests.integration.helpers import append_request, start_account, update, wait_settled
+from tests.integration.helpers import append_request, fetch_events, start_account, update, wait_settled
 from worker import build_worker
 from workflows.account import AccountWorkflow
-from workflows.interface import WORKFLOW_TYPE, AccountWorkflowInput, BatchOutcome, workflow_id
+from workflows.interface import WORKFLOW_TYPE, AccountWorkflowInput, BatchOutcome, PeriodClosed, workflow_id
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -195,9 +195,41 @@ async def reopened_from_log(client: Client, pool: AsyncConnectionPool, account: 
     return [first, handle]
 
 
+async def billing(client: Client, pool: AsyncConnectionPool, account: str) -> list[WorkflowHandle]:
+    """PT2S periods with a second of grace: a refund before its charge's invoice is final and
+    one after (a credit note, repeated as an update and a signal), a refused refund,
+    ``close_period``, continue-as-new while periods pass, and a close that pays out and bills
+    the last period (the run ends)."""
+    handle = await start_account(client, TASK_QUEUE, account, billing_period="PT2S",
+                                 invoice_grace_seconds=1, history_budget=40, local_activities=True)
+    await update(handle, "add_funds", fund("f1", 1000))
+    await update(handle, "charge", fund("c1", 300, description="plan"))
+    await update(handle, "refund", {"command_id": "r1", "charge_id": "c1", "amount": 50})
+    await _until(pool, account, lambda types: "INVOICE_FINALIZED" in types)
+    await update(handle, "refund", {"command_id": "r2", "charge_id": "c1", "amount": 100})
+    await update(handle, "refund", {"command_id": "r2", "charge_id": "c1", "amount": 100})  # duplicate
+    await handle.signal("refund", {"command_id": "r2", "charge_id": "c1", "amount": 100})
+    await refused(handle, "refund", {"command_id": "r3", "charge_id": "c1", "amount": 1000})
+    await update(handle, "charge", fund("c2", 10))
+    await update(handle, "close_period", result_type=PeriodClosed)
+    await _until(pool, account, lambda types: types.count("INVOICE_FINALIZED") >= 6)
+    await update(handle, "close", {"command_id": "bye", "reason": "recorded", "payout": True})
+    await asyncio.wait_for(handle.result(), 30)
+    return [handle]
+
+
+async def _until(pool: AsyncConnectionPool, account: str, done: Callable[[list[str]], bool]) -> None:
+    """Poll the account's log (its event types, in order) until ``done``; at most 30 s."""
+    for _ in range(600):
+        if done([row.event_type for row in await fetch_events(pool, account)]):
+            return
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"{account}: the log did not get there in 30 s")
+
+
 SCENARIOS: dict[str, Scenario] = {scenario.__name__: scenario for scenario in (
     updates, declines, rejections, post_batch, continue_as_new, local_activities,
-    version_conflict, version_conflict_local, reopened_from_log)}
+    version_conflict, version_conflict_local, reopened_from_log, billing)}
 
 
 # --- recording ---------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ started then must keep replaying through the branches that keep their old behavi
 # that task (UNHANDLED_COMMAND); the worker retries it with the signal. Normal, not a bug.
 BENIGN_TASK_FAILURES = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
 SCENARIOS = {"updates", "declines", "rejections", "post_batch", "continue_as_new",
-             "local_activities", "version_conflict", "version_conflict_local", "reopened_from_log"}
+             "local_activities", "version_conflict", "version_conflict_local", "reopened_from_log",
+             "billing"}
 
 
 def load(path: Path) -> WorkflowHistory:

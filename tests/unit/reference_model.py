@@ -18,7 +18,7 @@ MAX_AMOUNT = 10**15
 MAX_BALANCE = 10**18
 MAX_BATCH = 1_000
 MONEY_FIELDS = {"command_id", "amount", "description"}
-CLOSE_FIELDS = {"command_id", "reason"}
+CLOSE_FIELDS = {"command_id", "reason", "payout"}
 GENERATED = "<generated close id>"
 """Stands for the id the workflow gives a close sent without one (``close-<uuid>``)."""
 
@@ -71,7 +71,8 @@ class RefAccount:
         """A well-formed ``add_funds``, ``charge`` or ``close`` (``command`` already validated)."""
         command_id = command.get("command_id", GENERATED)
         amount = command.get("amount")
-        asked = (kind, amount, command.get("reason" if kind == "close" else "description", ""))
+        asked = (kind, amount, command.get("reason" if kind == "close" else "description", ""),
+                 command.get("payout", False))
         if command_id in self.seen:
             version, status, first = self.seen[command_id]
             if first != asked:
@@ -81,8 +82,7 @@ class RefAccount:
         if self.closed:
             return self._record(RefEvent("COMMAND_REJECTED", command_id, command=kind), "rejected")
         if kind == "close":
-            self.closed = True
-            return self._record(RefEvent("ACCOUNT_CLOSED", command_id), "applied")
+            return self._close(command_id, command.get("reason", ""), command.get("payout", False))
         assert amount is not None, command  # a well-formed add_funds or charge has an amount
         if kind == "add_funds":
             if self.balance + amount > MAX_BALANCE:
@@ -93,6 +93,22 @@ class RefAccount:
             return self._record(RefEvent("CHARGE_DECLINED", command_id, amount), "declined")
         self.balance -= amount
         return self._record(RefEvent("CHARGE_APPLIED", command_id, amount), "applied")
+
+    def _close(self, command_id: str, reason: str, payout: bool) -> RefOutcome:
+        """A balance must be paid out, with a reason, by the close itself (BALANCE_PAID_OUT
+        first); the final invoice follows later (``final_invoice``)."""
+        if self.balance and (not payout or not reason.strip()):
+            return self._record(RefEvent("COMMAND_REJECTED", command_id, command="close"), "rejected")
+        if self.balance:
+            self.log.append(RefEvent("BALANCE_PAID_OUT", None, self.balance))
+            self.balance = 0
+        self.closed = True
+        return self._record(RefEvent("ACCOUNT_CLOSED", command_id), "applied")
+
+    def final_invoice(self) -> None:
+        """What the workflow records once a close is applied and nothing else waits."""
+        self.log += [RefEvent("INVOICE_DRAFTED", "invoice-1-drafted"),
+                     RefEvent("INVOICE_FINALIZED", "invoice-1-finalized")]
 
     def malformed_signal(self) -> None:
         """A malformed signal is recorded, without a command id, whatever the account's status."""
@@ -133,8 +149,9 @@ def money_problem(payload: Any, *, with_kind: bool = False) -> str | None:
 
 
 def close_problem(args: list[Any]) -> str | None:
-    """Why the arguments of a ``close`` signal are not a well-formed close, or None."""
-    if not args:
+    """Why the arguments of a ``close`` signal are not a well-formed close, or None. A lone
+    null is no argument (Go's SDK sends an absent argument so)."""
+    if not args or args == [None]:
         return None
     if len(args) != 1 or not isinstance(args[0], dict):
         return "expected one object"

@@ -11,6 +11,7 @@ from functools import reduce
 
 import pytest
 from pydantic import TypeAdapter
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.account import decide, decide_each, evolve
 from domain.commands import AddFunds, Charge, CloseAccount, OpenAccount
@@ -100,3 +101,19 @@ def test_fingerprints_survive_the_state_as_json_and_old_json_still_reads():
     assert adapter.validate_python(stored) == state
     legacy = {key: value for key, value in stored.items() if key != "recent_fingerprints"}
     assert adapter.validate_python(legacy).recent_commands.recorded("k") == Recorded(2)
+
+
+def test_the_memory_survives_json_text_as_activities_and_continue_as_new_carry_it():
+    """Validating from JSON text (how an activity's result and a workflow's input arrive) once
+    kept only the versions: after any load, a reused key passed as a duplicate."""
+    state = after(opened(), FIRST, Charge(command_id="d", amount=10**6),
+                  CloseAccount(command_id="bye", reason="left", payout=True))
+    payloads = pydantic_data_converter.payload_converter.to_payloads([state])
+    [back] = pydantic_data_converter.payload_converter.from_payloads(payloads, [AccountState])
+
+    assert back == state
+    assert back.recent_commands.recorded("bye") == state.recent_commands.recorded("bye")
+    assert back.recent_commands.recorded("d").prior == PriorOutcome(
+        "declined", state.recent_commands.recorded("d").prior.reason)
+    [decision], _ = decide_each(back, [AddFunds(command_id="bye", amount=1)])
+    assert decision.reused == "the key was used for a close, not an add_funds"

@@ -70,7 +70,37 @@ def test_vector_payloads_fit_the_schemas_unless_meant_not_to(name: str, step: di
     assert fits != meant_bad, f"{name}: {step['about']}: schema {schema} says fits={fits}"
 
 
+
+def with_start_steps() -> list[tuple[str, dict[str, Any]]]:
+    return [(f"{path.stem}-{number}", step)
+            for path in vector_files()
+            for number, step in enumerate(load(path, "acme")["steps"], start=1)
+            if step["kind"].endswith("_with_start")]
+
+
+@pytest.mark.parametrize(("name", "step"), with_start_steps(), ids=[name for name, _ in with_start_steps()])
+def test_with_start_steps_revive_the_account_workflow_validly(name: str, step: dict[str, Any]) -> None:
+    """Update- and signal-with-start name the workflow and a start input that fits ``start.json``
+    (reviving: ``{"account_id": ..., "revive": true}``)."""
+    start = step["start"]
+    assert start["name"] == "AccountWorkflow", f"{name}: {step['about']}"
+    problems = [error.message for error in validator("start.json").iter_errors(start["payload"])]
+    assert problems == [], f"{name}: {step['about']}: {problems}"
+
+
 def test_every_event_type_has_a_schema_version():
     """An event type without one cannot be appended (the store writes its version)."""
     types = {kind.__dataclass_fields__["type"].default for kind in get_args(get_args(Event)[0])}
     assert types == set(SCHEMA_VERSIONS)
+
+
+@pytest.mark.parametrize(("start", "fits"), [
+    ({"account_id": "a", "currency": "USD"}, True),
+    ({"account_id": "a", "revive": True}, True),
+    ({"account_id": "a", "currency": "USD", "revive": True}, True),
+    ({"account_id": "a"}, False),
+    ({"account_id": "a", "revive": False}, False),
+    ({"currency": "USD", "revive": True}, False),
+], ids=["open", "revive", "revive-with-currency", "no-currency", "no-currency-not-reviving", "no-id"])
+def test_the_start_schema_needs_a_currency_unless_reviving(start: dict[str, Any], fits: bool) -> None:
+    assert validator("start.json").is_valid(start) is fits

@@ -117,9 +117,9 @@ def argument_schema(step: dict[str, Any]) -> str | None:
     index = schema_index()
     if step["kind"] == "start":
         return str(index["start"])
-    if step["kind"] == "signal":
+    if step["kind"] in ("signal", "signal_with_start"):
         return index["signals"].get(step["name"])
-    if step["kind"] == "update":
+    if step["kind"] in ("update", "update_with_start"):
         return (index["updates"].get(step["name"]) or {}).get("argument")
     return None
 
@@ -130,5 +130,5 @@ def answer_schema(step: dict[str, Any], outcome: Outcome) -> str | None:
     if outcome.error_type is not None:
         details = index["errors"].get(outcome.error_type, {}).get("details", [])
         return details[0] if details else None
-    section = {"update": "updates", "query": "queries"}.get(step["kind"])
+    section = {"update": "updates", "update_with_start": "updates", "query": "queries"}.get(step["kind"])
     return index[section][step["name"]]["answer"] if section else None

@@ -16,12 +16,14 @@ export interface Vector {
   steps: Step[];
 }
 
-/** One message; `payload` absent means no argument. */
+/** One message; `payload` absent means no argument. The `*_with_start` kinds carry `start`: the
+ * workflow to start if none of that id is running. */
 export interface Step {
   about: string;
-  kind: 'start' | 'update' | 'signal' | 'query';
+  kind: 'start' | 'update' | 'signal' | 'query' | 'update_with_start' | 'signal_with_start';
   name: string;
   payload?: unknown;
+  start?: { name: string; payload?: unknown };
   expect?: { result?: unknown; error?: { type: string; details?: unknown } };
 }
 
