@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID, uuid5
 
+from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from domain.events import EVENTS, Event
-from domain.upcasting import upcast
+from domain.upcasting import UnknownSchemaVersion, upcast
 
 CORRUPT_LOG = "CorruptEventLog"
 
@@ -67,10 +68,26 @@ class StoredEvent(NamedTuple):
                                        "command_fingerprint": self.command_fingerprint})
 
 
+class UnreadableEvent(ValueError):
+    """A stored event that does not read as today's event of its type (``version`` of
+    ``account_id``); the cause is pydantic's ``ValidationError`` or ``UnknownSchemaVersion``."""
+
+    def __init__(self, account_id: str, version: int, event_type: str, error: Exception) -> None:
+        self.account_id, self.version = account_id, version
+        self.reason = f"{event_type} does not parse: {error}"
+        super().__init__(f"account {account_id}: version {version}: {self.reason}")
+
+
 def in_order(account_id: str, rows: Iterable[StoredEvent], after: int = 0) -> Iterator[Event]:
-    """The events of ``rows``, refusing a log whose versions are not exactly after + 1, + 2, …"""
+    """The events of ``rows``, refusing a log whose versions are not exactly after + 1, + 2, …
+    (a ``CORRUPT_LOG`` error, its details the version found) or whose events do not parse
+    (``UnreadableEvent``)."""
     for expected, row in enumerate(rows, start=after + 1):
         if row.version != expected:
             raise ApplicationError(f"account {account_id}: version {row.version} follows "
-                                   f"{expected - 1}", type=CORRUPT_LOG)
-        yield row.event()
+                                   f"{expected - 1}", row.version, type=CORRUPT_LOG)
+        try:
+            event = row.event()
+        except (ValidationError, UnknownSchemaVersion) as error:
+            raise UnreadableEvent(account_id, row.version, row.event_type, error) from error
+        yield event

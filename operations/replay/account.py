@@ -15,8 +15,8 @@ from psycopg import AsyncConnection
 from temporalio.exceptions import ApplicationError
 
 from activities import snapshots
-from activities.rows import CORRUPT_LOG, STORED_EVENT, StoredEvent
-from operations.replay.scan import CorruptLog
+from activities.rows import CORRUPT_LOG, STORED_EVENT, StoredEvent, UnreadableEvent
+from operations.replay.scan import CorruptLog, repeated_command
 from projections import statement
 from projections.base import live
 from projections.checkpoints import hold
@@ -37,12 +37,7 @@ async def replay_account(conn: AsyncConnection[Any], account_id: str) -> Account
     """Rewrite the account's rows from its log; None when the log has no such account."""
     async with conn.transaction():
         await conn.execute("SELECT 1 FROM accounts WHERE account_id = %s FOR UPDATE", (account_id,))
-        try:
-            loaded = await snapshots.load(conn, account_id)
-        except ApplicationError as error:
-            if error.type != CORRUPT_LOG:
-                raise
-            raise CorruptLog(account_id, 0, error.message) from None
+        loaded = await _load(conn, account_id)
         state = loaded.state
         if not state.exists:
             return None
@@ -57,6 +52,22 @@ async def replay_account(conn: AsyncConnection[Any], account_id: str) -> Account
         rows = await _statement(conn, account_id)
     return AccountReplay(account_id, state.version, state.balance, loaded.snapshot_version,
                          loaded.events_read, rows)
+
+
+async def _load(conn: AsyncConnection[Any], account_id: str) -> snapshots.Loaded:
+    """The account from its latest snapshot and the events after it; ``CorruptLog`` naming the
+    version for a gap, an event that does not parse, or a command id recorded twice."""
+    if (repeated := await repeated_command(conn, account_id)) is not None:
+        raise repeated
+    try:
+        return await snapshots.load(conn, account_id)
+    except UnreadableEvent as error:
+        raise CorruptLog(account_id, error.version, error.reason) from None
+    except ApplicationError as error:
+        if error.type != CORRUPT_LOG:
+            raise
+        version = error.details[0] if error.details else 0
+        raise CorruptLog(account_id, int(version), error.message) from None
 
 
 async def _statement(conn: AsyncConnection[Any], account_id: str) -> int:

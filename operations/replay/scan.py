@@ -65,12 +65,15 @@ async def apply_all(conn: AsyncConnection[Any], projections: Sequence[Projection
         raise CorruptLog(gap.account_id, gap.version, str(gap)) from None
 
 
-async def repeated_command(conn: AsyncConnection[Any]) -> CorruptLog | None:
-    """A command id recorded twice for one account (the log's unique key forbids it, unless it
-    was dropped): the log cannot be trusted, so nothing is replayed."""
+async def repeated_command(conn: AsyncConnection[Any], account_id: str | None = None) -> CorruptLog | None:
+    """A command id recorded twice for one account (of ``account_id`` only, if given; the log's
+    unique key forbids it, unless it was dropped): the log cannot be trusted, so nothing is
+    replayed."""
     cursor = await conn.execute(
         "SELECT account_id, command_id, min(version) FROM account_events WHERE command_id IS NOT NULL"
-        " GROUP BY account_id, command_id HAVING count(*) > 1 ORDER BY 1, 3 LIMIT 1")
+        " AND (%(account)s::text IS NULL OR account_id = %(account)s)"
+        " GROUP BY account_id, command_id HAVING count(*) > 1 ORDER BY 1, 3 LIMIT 1",
+        {"account": account_id})
     row = await cursor.fetchone()
     if row is None:
         return None

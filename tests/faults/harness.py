@@ -236,12 +236,16 @@ class Workers:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.slots: list[WorkerProcess] = []
+        self._slot_env: list[dict[str, str]] = []  # each slot's additions to ``env``
         self._started: list[WorkerProcess] = []
         self._killed: set[int] = set()  # pids this harness killed on purpose
         self._verbose = os.environ.get(VERBOSE_ENV) == "1"
 
-    def add(self) -> int:
-        self.slots.append(self._spawn())
+    def add(self, **env: str) -> int:
+        """A worker in a new slot; ``env`` adds to the stack's environment for this slot (its
+        restarts included), e.g. ``BILLING_PROJECTIONS="0"``."""
+        self._slot_env.append(env)
+        self.slots.append(self._spawn(len(self.slots)))
         return len(self.slots) - 1
 
     def kill(self, index: int) -> None:
@@ -252,7 +256,7 @@ class Workers:
     def restart(self, index: int) -> None:
         """Start a new process in the slot (the old one must be dead); returns at once."""
         assert self.slots[index].process.poll() is not None, "restart a live worker"
-        self.slots[index] = self._spawn()
+        self.slots[index] = self._spawn(index)
 
     def pid(self, index: int) -> int:
         return self.slots[index].process.pid
@@ -278,8 +282,8 @@ class Workers:
             kill_group(worker.process)
             worker.output.join(5)
 
-    def _spawn(self) -> WorkerProcess:
-        worker = start_worker(self.env, echo=self._verbose)
+    def _spawn(self, index: int) -> WorkerProcess:
+        worker = start_worker({**self.env, **self._slot_env[index]}, echo=self._verbose)
         self._started.append(worker)
         return worker
 

@@ -159,17 +159,19 @@ async def test_opening_an_existing_account_is_409(api: httpx.AsyncClient) -> Non
 async def test_close_then_every_command_is_409(api: httpx.AsyncClient, pool) -> None:
     account_id = await open_account(api)
     await send(api, account_id, "funds", 300, "f1")
-    closed = await api.post(f"/accounts/{account_id}/close", json={"reason": "customer left"},
-                            headers={"Idempotency-Key": "bye"})
+    holding = problem(await api.post(f"/accounts/{account_id}/close", json={"reason": "customer left"},
+                                     headers={"Idempotency-Key": "bye-0"}), 409, "account-has-balance")
+    assert holding["balance"] == 300
+    body = {"reason": "customer left", "payout": True}
+    closed = await api.post(f"/accounts/{account_id}/close", json=body, headers={"Idempotency-Key": "bye"})
     assert closed.status_code == 200, closed.text
-    assert closed.json() == {"account_id": account_id, "command_id": "bye", "version": 3,
+    assert closed.json() == {"account_id": account_id, "command_id": "bye", "version": 5,
                              "reason": "customer left"}
     assert "idempotent-replayed" not in closed.headers
-    replay = await api.post(f"/accounts/{account_id}/close", json={"reason": "customer left"},
-                            headers={"Idempotency-Key": "bye"})
+    replay = await api.post(f"/accounts/{account_id}/close", json=body, headers={"Idempotency-Key": "bye"})
     assert (replay.status_code, replay.json()) == (200, closed.json())
     assert replay.headers["idempotent-replayed"] == "true"
-    problem(await api.post(f"/accounts/{account_id}/close", json={"reason": "other"},
+    problem(await api.post(f"/accounts/{account_id}/close", json={"reason": "other", "payout": True},
                            headers={"Idempotency-Key": "bye"}), 422, "idempotency-key-reused")
 
     for kind in ("funds", "charges"):
@@ -180,7 +182,8 @@ async def test_close_then_every_command_is_409(api: httpx.AsyncClient, pool) -> 
         "idempotency-key"]
     assert (await api.get(f"/accounts/{account_id}")).json()["status"] == "closed"
     assert [kind for kind, _ in await logged(pool, account_id)] == [
-        "ACCOUNT_CREATED", "FUND_ADDED", "ACCOUNT_CLOSED", "COMMAND_REJECTED", "COMMAND_REJECTED",
+        "ACCOUNT_CREATED", "FUND_ADDED", "COMMAND_REJECTED", "BALANCE_PAID_OUT", "ACCOUNT_CLOSED",
+        "INVOICE_DRAFTED", "INVOICE_FINALIZED", "COMMAND_REJECTED", "COMMAND_REJECTED",
         "COMMAND_REJECTED"]  # declines and rejections are recorded; a reused key is not
 
 

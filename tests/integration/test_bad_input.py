@@ -368,6 +368,34 @@ async def test_refusals_are_recorded_with_typed_errors_and_change_nothing_else(
     assert (projection["balance"], projection["version"], projection["status"]) == (0, 12, "closed")
 
 
+# --- commands to an account whose workflow was terminated ----------------------------------------
+
+CATALOGUE.add("terminated workflow", "client update to a terminated workflow",
+              "client signal to a terminated workflow", "raw signal to a terminated workflow")
+
+
+async def test_commands_to_a_terminated_workflow_revive_it_through_the_client(
+        client, task_queue, worker, pool):
+    """A raw handle's signal to a terminated run fails (nothing is recorded); the client's
+    commands revive the account from the log and are applied, exactly once."""
+    accounts = AccountClient(client, task_queue, rpc_timeout=10)
+    account = new_account_id()
+    await accounts.open(account, "USD")
+    await accounts.add_funds(account, 100, command_id="f-1")
+    await accounts.handle(account).terminate(reason="test: an operator's mistake")
+
+    with pytest.raises(RPCError):
+        await accounts.handle(account).signal("add_funds", cmd("raw-1", 5))
+    applied = await accounts.add_funds(account, 7, command_id="f-2")
+    await accounts.handle(account).terminate(reason="test: again")
+    await accounts.send_one(account, AddFunds(command_id="f-3", amount=3), wait=False)
+    view = await accounts.wait_for(account, lambda v: v.version == 4)
+
+    assert (applied.status, applied.balance, applied.version) == ("applied", 107, 3)
+    assert view.balance == 110 and accounts.revived == 2
+    assert [r.command_id for r in await fetch_events(pool, account)] == [None, "f-1", "f-2", "f-3"]
+
+
 # --- reused idempotency keys and commands in another currency --------------------------------------
 
 CATALOGUE.add("reused key or currency", "update: a key reused with another amount",

@@ -165,7 +165,7 @@ async def test_unknown_accounts_are_typed_on_every_path(accounts):
 async def test_no_worker_means_temporal_unavailable_within_the_rpc_timeout(client, task_queue):
     # Long enough that a start's reply is never cut off on a busy machine (its retry would then
     # meet the run it started: AccountExists), short enough to keep the test quick.
-    lonely = AccountClient(client, f"{task_queue}-nobody", rpc_timeout=2.0)
+    lonely = AccountClient(client, f"{task_queue}-nobody", rpc_timeout=5.0)
     with pytest.raises(TemporalUnavailable, match="Its workflow has started") as opening:
         await lonely.open("lonely", "USD")
     assert f"task queue '{task_queue}-nobody'" in str(opening.value)

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import psycopg
 import pytest
 
 from client import AccountClient, InsufficientFunds
+from operations.replay.account import replay_account
 from operations.replay.rebuild import rebuild
 from operations.replay.scan import CorruptLog
 from projections import PROJECTIONS, REPLAYED
 from projections.runner import ProjectionRunner
+from starter import cli
 from tests.integration.helpers import new_account_id
 
 TABLES = {"accounts": "account_id", "account_statement": "account_id, version",
@@ -34,7 +37,8 @@ async def everything(conn: psycopg.AsyncConnection) -> dict[str, list[tuple[Any,
 
 
 async def traffic(accounts: AccountClient, count: int = 3, prefix: str = "") -> list[str]:
-    """Open accounts and send funds, charges (some declined) and a close."""
+    """Open accounts and send funds, charges (some declined) and a close with a payout (which
+    also makes the final invoice)."""
     ids = [f"{prefix}{new_account_id()}" for _ in range(count)]
     for index, account_id in enumerate(ids):
         await accounts.open(account_id, "EUR" if index % 2 else "USD", overdraft_limit=100)
@@ -45,7 +49,8 @@ async def traffic(accounts: AccountClient, count: int = 3, prefix: str = "") -> 
             else:
                 with contextlib.suppress(InsufficientFunds):
                     await accounts.charge(account_id, 250 * step + 50, command_id=f"c{step}")
-    await accounts.close(ids[0], command_id="bye")
+    await accounts.close(ids[0], command_id="bye", reason="test", payout=True)
+    await asyncio.wait_for(accounts.handle(ids[0]).result(), 30)  # its final invoice is made
     return ids
 
 
@@ -166,3 +171,41 @@ async def _assert_privileges_kept(pool: Any) -> None:
             (list(TABLES),))
         granted = {(table, privilege) for table, privilege in await cursor.fetchall()}
     assert ("accounts", "UPDATE") in granted and ("account_statement", "INSERT") in granted
+
+
+# --- one account, and --verify, on a corrupt log -------------------------------------------------
+
+@pytest.mark.parametrize("tamper, version, problem", [
+    ("gap", 3, "version 3 follows 1"),
+    ("unparseable", 3, "CHARGE_APPLIED does not parse"),
+    ("repeated command id", 2, "recorded more than once"),
+])
+async def test_a_corrupt_log_stops_the_replay_of_its_account_and_touches_nothing(
+        owner_db_url, worker_db_url, monkeypatch, capsys, tamper, version, problem):
+    account = "zz-corrupt"
+    async with await psycopg.AsyncConnection.connect(owner_db_url, autocommit=True) as conn:
+        await _corrupt(conn, account, tamper)
+        # Rows that a replay of the account would rewrite, if it got as far as writing.
+        await conn.execute("INSERT INTO accounts (account_id, currency, balance, version)"
+                           " VALUES (%s, 'USD', 999, 9)", (account,))
+        await conn.execute("INSERT INTO account_statement (account_id, version, recorded_at,"
+                           " event_type, amount, balance_after) VALUES (%s, 2, now(), 'FUND_ADDED',"
+                           " 5, 5)", (account,))
+        before = await everything(conn)
+        with pytest.raises(CorruptLog) as error:
+            await replay_account(conn, account)
+        assert await everything(conn) == before
+    assert (error.value.account_id, error.value.version) == (account, version)
+    assert problem in str(error.value)
+
+    monkeypatch.setenv("BILLING_MIGRATION_URL", owner_db_url)
+    monkeypatch.setenv("DATABASE_URL", worker_db_url)
+    code = await asyncio.to_thread(cli.run, ["replay", "--account", account])
+    shown = capsys.readouterr()
+    assert code == 1 and shown.err.strip() == (
+        f"error: the log cannot be replayed, nothing was written: {error.value}"), shown
+    code = await asyncio.to_thread(cli.run, ["replay", "--verify", "--json"])
+    verified = capsys.readouterr()
+    assert code == 1, verified
+    findings = json.loads(verified.out)["findings"]
+    assert findings and {finding["account_id"] for finding in findings} == {account}, findings
