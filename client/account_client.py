@@ -113,7 +113,8 @@ class AccountClient(BillingCalls):
         try:
             outcome = await self._call(account_id, handle.execute_update(
                 OPENED, result_type=OpenOutcome, rpc_timeout=self._rpc_timeout))
-        except RunEnded:  # only a closed account's run ends before it can answer
+        except AccountNotFound:  # the run we just started ended before it could answer: only a
+            # closed account's does (it loads the log, finds nothing to do, and completes)
             raise AccountExists(f"account {account_id} already exists, and is closed") from None
         except TemporalUnavailable as error:
             if isinstance(error, TemporalUnreachable):

@@ -14,7 +14,7 @@ from itertools import count
 from typing import Literal
 
 from domain.account import Decision
-from domain.commands import Command
+from domain.commands import CloseAccount, Command
 from domain.events import ChargeDeclined, CommandRejected
 from workflows.interface import CommandOutcome
 
@@ -56,6 +56,14 @@ class Inbox:
         tickets = [next(self._tickets) for _ in commands]
         self.waiting.extend(map(Pending, commands, tickets))
         return tickets
+
+    def closes_waiting(self) -> bool:
+        return any(isinstance(pending.command, CloseAccount) for pending in self.waiting)
+
+    def through_first_close(self) -> int:
+        """How many waiting commands come up to and including the first close."""
+        return next(index + 1 for index, pending in enumerate(self.waiting)
+                    if isinstance(pending.command, CloseAccount))
 
     def take(self, most: int) -> list[Pending]:
         """The next batch, oldest first; it counts as being written until ``settle``."""

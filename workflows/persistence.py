@@ -35,6 +35,9 @@ CROWDED = 3
 """Update handlers waiting at once from which the store is called as a regular activity
 (docs/decisions.md, "Crowded accounts store with regular activities")."""
 CROWDED_UPDATES_USE_REGULAR_ACTIVITIES = "crowded-updates-use-regular-activities"
+CLOSE_ENDS_BATCH = "close-ends-batch"
+"""Patch: a batch ends with its first close, so the final invoice comes right after the close
+and before any later command, whatever arrived with it. Before it, they could interleave."""
 """Patch: histories from before it ran every store call as a local activity."""
 
 
@@ -60,7 +63,10 @@ class Persisting:
 
     async def _apply_pending(self) -> None:
         assert self._input is not None
-        batch: list[Pending] = self._inbox.take(self._input.max_batch)
+        most = self._input.max_batch
+        if self._inbox.closes_waiting() and workflow.patched(CLOSE_ENDS_BATCH):
+            most = min(most, self._inbox.through_first_close())
+        batch: list[Pending] = self._inbox.take(most)
         decisions = None
         try:
             decisions = await self._persist_in_order([pending.command for pending in batch])

@@ -22,15 +22,23 @@ recording that does not is a determinism bug to fix, not to record). The workflo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -42,7 +50,14 @@ from domain.events import FundsAdded
 from tests.integration.helpers import append_request, fetch_events, start_account, update, wait_settled
 from worker import build_worker
 from workflows.account import AccountWorkflow
-from workflows.interface import WORKFLOW_TYPE, AccountWorkflowInput, BatchOutcome, PeriodClosed, workflow_id
+from workflows.interface import (
+    WORKFLOW_TYPE,
+    AccountWorkflowInput,
+    BatchOutcome,
+    CommandOutcome,
+    PeriodClosed,
+    workflow_id,
+)
 from workflows.visibility import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -218,6 +233,28 @@ async def billing(client: Client, pool: AsyncConnectionPool, account: str) -> li
     return [handle]
 
 
+async def closing(client: Client, pool: AsyncConnectionPool, account: str) -> list[WorkflowHandle]:
+    """A close refused for the balance, then one that pays it out, sent by signal with commands
+    before and after it: the batch ends at the close, the final invoice follows, the run ends;
+    a later command revives the account (update-with-start) and is answered "closed"."""
+    handle = await start_account(client, TASK_QUEUE, account)
+    await update(handle, "add_funds", fund("f1", 500))
+    await refused(handle, "close", {"command_id": "bye-0", "reason": "no payout"})
+    await handle.signal("charge", fund("c1", 20))
+    await handle.signal("close", {"command_id": "bye", "reason": "recorded", "payout": True})
+    await handle.signal("add_funds", fund("f2", 5))
+    await asyncio.wait_for(handle.result(), 30)
+    revival: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+        WORKFLOW_TYPE, AccountWorkflowInput(account_id=account, revive=True),
+        id=handle.id, task_queue=TASK_QUEUE, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await client.execute_update_with_start_workflow(
+            "charge", fund("c2", 1), start_workflow_operation=revival, result_type=CommandOutcome)
+    revived = await revival.workflow_handle()
+    await asyncio.wait_for(revived.result(), 30)
+    return [handle, revived]
+
+
 async def _until(pool: AsyncConnectionPool, account: str, done: Callable[[list[str]], bool]) -> None:
     """Poll the account's log (its event types, in order) until ``done``; at most 30 s."""
     for _ in range(600):
@@ -229,7 +266,7 @@ async def _until(pool: AsyncConnectionPool, account: str, done: Callable[[list[s
 
 SCENARIOS: dict[str, Scenario] = {scenario.__name__: scenario for scenario in (
     updates, declines, rejections, post_batch, continue_as_new, local_activities,
-    version_conflict, version_conflict_local, reopened_from_log, billing)}
+    version_conflict, version_conflict_local, reopened_from_log, billing, closing)}
 
 
 # --- recording ---------------------------------------------------------------------------------------

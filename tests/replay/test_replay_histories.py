@@ -44,7 +44,7 @@ started then must keep replaying through the branches that keep their old behavi
 BENIGN_TASK_FAILURES = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
 SCENARIOS = {"updates", "declines", "rejections", "post_batch", "continue_as_new",
              "local_activities", "version_conflict", "version_conflict_local", "reopened_from_log",
-             "billing"}
+             "billing", "closing"}
 
 
 def load(path: Path) -> WorkflowHistory:
