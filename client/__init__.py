@@ -8,7 +8,8 @@
 ``BillingError`` subclass (``errors``); concurrent calls are coalesced by ``batches``.
 """
 
-from client.account_client import AccountClient, new_command_id
+from client.account_client import AccountClient
+from client.commands import new_command_id
 from client.errors import (
     AccountClosedError,
     AccountExists,

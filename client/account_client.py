@@ -6,7 +6,7 @@ before it is sent. Two ways to send a fund or charge:
 - ``add_funds``/``charge``/``submit`` coalesce concurrent calls to one account into
   ``post_batch`` messages (``client.batches``): the path for services under load;
 - ``send_one`` sends one command as its own ``add_funds``/``charge`` update (or signal), the
-  documented one-command contract, as the CLI does.
+  documented one-command contract, as the CLI does (refunds go this way too).
 
 With ``rpc_timeout``, every call is bounded; a call that runs out of time, like every other
 Temporal failure, surfaces as a ``BillingError`` subclass (``client.errors``).
@@ -16,29 +16,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from client.batches import Batcher
+from client.billing import BillingCalls
+from client.commands import or_new, validated
 from client.errors import (
     AccountExists,
     AccountNotFound,
     Endpoint,
-    InvalidCommand,
     RunEnded,
     TemporalUnavailable,
     TemporalUnreachable,
 )
 from config import Settings, connect_temporal
-from domain.commands import AddFunds, Charge, CloseAccount
-from workflows.decoding import describe_validation_error
+from domain.commands import AddFunds, Charge, CloseAccount, RefundCharge
 from workflows.interface import (
     CLOSE,
     MAX_BATCH_COMMANDS,
@@ -64,8 +63,9 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-class AccountClient:
-    """Open, fund, charge, close and inspect accounts. One instance per process is plenty.
+class AccountClient(BillingCalls):
+    """Open, fund, charge, refund, close and inspect accounts, and close their billing periods
+    (``BillingCalls``). One instance per process is plenty.
 
     ``task_queue`` is needed only to open accounts; ``rpc_timeout`` (seconds) bounds each call,
     an update included, and is the default patience of ``wait_for``."""
@@ -101,8 +101,8 @@ class AccountClient:
     async def open(self, account_id: str, currency: str, overdraft_limit: int = 0,
                    **options: Any) -> OpenOutcome:
         """Start the account's workflow and wait until it is open. Raises ``AccountExists``."""
-        start = _validated(_start_input, account_id=account_id, currency=currency,
-                           overdraft_limit=overdraft_limit, **options)
+        start = validated(_start_input, account_id=account_id, currency=currency,
+                          overdraft_limit=overdraft_limit, **options)
         if self._task_queue is None:
             raise ValueError("this AccountClient was made without a task queue: it cannot open accounts")
         handle = await self._call(account_id, self.temporal.start_workflow(
@@ -169,16 +169,16 @@ class AccountClient:
         """Credit ``amount`` minor units, coalesced with concurrent calls. With ``currency``, an
         account in another currency rejects it. With ``wait=False``, return once the account
         has received the command, without its outcome."""
-        command = _validated(AddFunds, command_id=_or_new(command_id), amount=amount,
-                             description=description, currency=currency)
+        command = validated(AddFunds, command_id=or_new(command_id), amount=amount,
+                            description=description, currency=currency)
         return await self.submit(account_id, command, wait=wait)
 
     async def charge(self, account_id: str, amount: int, *, command_id: str | None = None,
                      description: str = "", currency: str | None = None,
                      wait: bool = True) -> CommandOutcome | None:
         """Debit ``amount`` minor units, coalesced; raises ``InsufficientFunds`` when declined."""
-        command = _validated(Charge, command_id=_or_new(command_id), amount=amount,
-                             description=description, currency=currency)
+        command = validated(Charge, command_id=or_new(command_id), amount=amount,
+                            description=description, currency=currency)
         return await self.submit(account_id, command, wait=wait)
 
     async def submit(self, account_id: str, command: AddFunds | Charge, *,
@@ -186,11 +186,11 @@ class AccountClient:
         """Queue ``command``; it leaves with the account's next ``post_batch`` message."""
         return await self._batches.submit(account_id, command, wait)
 
-    async def send_one(self, account_id: str, command: AddFunds | Charge, *,
+    async def send_one(self, account_id: str, command: AddFunds | Charge | RefundCharge, *,
                        wait: bool = True) -> CommandOutcome | None:
-        """Send ``command`` alone, as the ``add_funds`` or ``charge`` update that answers with
-        its outcome, or (``wait=False``) as the signal of that name."""
-        payload = command.model_dump(mode="json", exclude={"kind"})
+        """Send ``command`` alone, as the ``add_funds``, ``charge`` or ``refund`` update that
+        answers with its outcome, or (``wait=False``) as the signal of that name."""
+        payload = command.model_dump(mode="json", exclude={"kind", "facts"})
         if not wait:
             await self._signal(account_id, command.kind, payload, command.command_id)
             return None
@@ -201,8 +201,8 @@ class AccountClient:
         """Close the account, after every command it received before. One with a balance is
         refused (``AccountHasBalance``) unless ``payout`` (with a ``reason``) settles it first.
         With ``wait=False``, signal it and return at once."""
-        command = _validated(CloseAccount, command_id=_or_new(command_id), reason=reason,
-                             payout=payout)
+        command = validated(CloseAccount, command_id=or_new(command_id), reason=reason,
+                            payout=payout)
         payload = command.model_dump(mode="json", exclude={"kind"})
         if not wait:
             await self._signal(account_id, CLOSE, payload, command.command_id)
@@ -296,25 +296,6 @@ class AccountClient:
 def revival_input(account_id: str) -> AccountWorkflowInput:
     """The start input that revives an account's workflow from the log, never opening one."""
     return AccountWorkflowInput(account_id=account_id, revive=True)
-
-
-def new_command_id() -> str:
-    """A fresh idempotency key, for a command the caller did not name."""
-    return str(uuid.uuid4())
-
-
-def _or_new(command_id: str | None) -> str:
-    """The caller's key, or a fresh one if none was given. An empty key is the caller's, and
-    invalid: replacing it would apply a retry under that key twice."""
-    return new_command_id() if command_id is None else command_id
-
-
-def _validated(build: Callable[..., M], **fields: Any) -> M:
-    """``build(**fields)``, a domain model; ``InvalidCommand`` with every problem if it refuses."""
-    try:
-        return build(**fields)
-    except ValidationError as error:
-        raise InvalidCommand(describe_validation_error(error)) from None
 
 
 def _start_input(**fields: Any) -> AccountWorkflowInput:

@@ -12,14 +12,15 @@ from typing import Any
 from fastapi import FastAPI
 
 from client import AccountClient
-from gateway import problems, routes
+from gateway import invoicing, problems, routes
 from gateway.settings import GatewaySettings
 from gateway.upstream import Upstream
 from telemetry import http as telemetry
 
-DESCRIPTION = """Accounts with an append-only event log. Amounts are integers in minor units of
-the account's currency (cents for USD). Funds, charges and closes take an `Idempotency-Key`
-header: the command's id. Errors are `application/problem+json` with a stable `type`."""
+DESCRIPTION = """Accounts with an append-only event log, billed in periods. Amounts are integers
+in minor units of the account's currency (cents for USD). Funds, charges, refunds and closes take
+an `Idempotency-Key` header: the command's id. Errors are `application/problem+json` with a stable
+`type`."""
 
 
 class GatewayApp(FastAPI):
@@ -44,5 +45,6 @@ def create_app(settings: GatewaySettings | None = None, *, accounts: AccountClie
     app.state.upstream = Upstream(found, accounts)
     problems.install(app, found.retry_after)
     app.include_router(routes.router)
+    app.include_router(invoicing.router)
     telemetry.install(app)  # GET /metrics, and a log line per request
     return app

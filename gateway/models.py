@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.commands import AccountId, Amount, Currency, Description
+from domain.commands import AccountId, Amount, CommandId, Currency, Description
 from domain.money import MAX_AMOUNT, usable_currencies
 
 CurrencyCode = Annotated[Currency, Field(description="ISO 4217 code with a minor unit, e.g. USD, EUR, JPY",
@@ -40,6 +40,18 @@ class MoneyRequest(_Body):
     description: Description = ""
     currency: CurrencyCode | None = Field(
         None, description="When given, an account in another currency rejects the command (422)")
+
+
+class RefundRequest(_Body):
+    """``POST /accounts/{id}/refunds``."""
+
+    charge_id: CommandId = Field(description="The Idempotency-Key of the charge to refund",
+                                 examples=["invoice-42"])
+    amount: Amount = Field(description="In minor units; at most what is left of the charge",
+                           examples=[250])
+    description: Description = ""
+    currency: CurrencyCode | None = Field(
+        None, description="When given, an account in another currency rejects the refund (422)")
 
 
 class CloseRequest(_Body):

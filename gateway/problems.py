@@ -54,6 +54,7 @@ class Kind:
 INVALID_REQUEST = Kind("invalid-request", 422, "The request is not valid")
 INSUFFICIENT_FUNDS = Kind("insufficient-funds", 402, "Insufficient funds")
 ACCOUNT_NOT_FOUND = Kind("account-not-found", 404, "No such account")
+INVOICE_NOT_FOUND = Kind("invoice-not-found", 404, "No such invoice")
 ACCOUNT_EXISTS = Kind("account-exists", 409, "The account already exists")
 ACCOUNT_CLOSED = Kind("account-closed", 409, "The account is closed")
 ACCOUNT_HAS_BALANCE = Kind("account-has-balance", 409,
@@ -64,9 +65,9 @@ KEY_REUSED = Kind("idempotency-key-reused", 422, "The Idempotency-Key was used f
 TEMPORAL_UNAVAILABLE = Kind("temporal-unavailable", 503, "The accounts do not answer; try again")
 DATABASE_UNAVAILABLE = Kind("database-unavailable", 503, "The event log cannot be read; try again")
 INTERNAL_ERROR = Kind("internal-error", 500, "Internal error")
-KINDS = (INVALID_REQUEST, INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, ACCOUNT_EXISTS, ACCOUNT_CLOSED,
-         ACCOUNT_HAS_BALANCE, CURRENCY_MISMATCH, COMMAND_REJECTED, KEY_REUSED, TEMPORAL_UNAVAILABLE,
-         DATABASE_UNAVAILABLE, INTERNAL_ERROR)
+KINDS = (INVALID_REQUEST, INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, INVOICE_NOT_FOUND, ACCOUNT_EXISTS,
+         ACCOUNT_CLOSED, ACCOUNT_HAS_BALANCE, CURRENCY_MISMATCH, COMMAND_REJECTED, KEY_REUSED,
+         TEMPORAL_UNAVAILABLE, DATABASE_UNAVAILABLE, INTERNAL_ERROR)
 
 
 class FieldError(BaseModel):

@@ -132,12 +132,19 @@ async def _money(kind: str, account_id: str, body: MoneyRequest, request: Reques
         outcome = await send(account_id, body.amount, command_id=key, description=body.description,
                              currency=body.currency)
         assert outcome is not None  # we wait for it
-        if outcome.status != "duplicate" or outcome.original_status is None:
-            return outcome  # applied; or a duplicate of a key older than the log's outcomes
-        response.headers["Idempotent-Replayed"] = "true"
-        if outcome.original_status != "applied":
-            raise problems.refused(outcome, outcome.original_status, account_id)
-        return outcome.model_copy(update={"status": "applied", "original_status": None})
+        return as_first_answered(outcome, account_id, response)
+
+
+def as_first_answered(outcome: CommandOutcome, account_id: str, response: Response) -> CommandOutcome:
+    """A command's outcome as the first request under its key was answered: a duplicate of an
+    applied command is ``applied`` again (``Idempotent-Replayed: true``), of a refused one the
+    same problem."""
+    if outcome.status != "duplicate" or outcome.original_status is None:
+        return outcome  # applied; or a duplicate of a key older than the log's outcomes
+    response.headers["Idempotent-Replayed"] = "true"
+    if outcome.original_status != "applied":
+        raise problems.refused(outcome, outcome.original_status, account_id)
+    return outcome.model_copy(update={"status": "applied", "original_status": None})
 
 
 def _closed(account_id: str, command: CloseAccount, event: StoredEvent) -> ClosedAccount:

@@ -9,8 +9,9 @@ CLI's own reader (``starter.history``) and its error handling (``event_log_error
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -22,6 +23,7 @@ from starter.errors import CliError, ExitCode
 from starter.history import CONNECT_TIMEOUT_SECONDS, History, event_log_errors, read_history
 
 POLL_INTERVAL = 0.05  # seconds between looks at the log while waiting for a command
+T = TypeVar("T")
 
 _RECORDED = f"SELECT {STORED_EVENT} FROM account_events WHERE account_id = %s AND command_id = %s"
 
@@ -49,6 +51,17 @@ class Upstream:
         with _problems(account_id):
             return await asyncio.wait_for(read_history(self._database_url(), account_id),
                                           self.settings.http_timeout)
+
+    async def read(self, account_id: str, query: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """``query`` on a connection to the log and its projections, within the timeout; the
+        database's failures as problems (503)."""
+        async def run() -> T:
+            async with await psycopg.AsyncConnection.connect(
+                    self._database_url(), connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True) as conn:
+                return await query(conn)
+
+        with _problems(account_id), event_log_errors(no_log=ExitCode.UNAVAILABLE):
+            return await asyncio.wait_for(run(), self.settings.http_timeout)
 
     async def recorded(self, account_id: str, command_id: str) -> StoredEvent | None:
         """The event that recorded ``command_id`` on the account, if any."""

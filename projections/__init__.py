@@ -1,9 +1,10 @@
 """Eventually consistent projections of the log, fed by the gap-safe feed (``feed``).
 
 ``PROJECTIONS`` are the ones the runner (``runner``) keeps up to date, each with a checkpoint
-row that advances in the transaction of its writes: the account ``statement`` and the
-``daily_totals`` per currency. ``accounts`` is a projection too, but the append writes it in
-the same statement as the events; ``REPLAYED`` are all that a replay rebuilds from the log.
+row that advances in the transaction of its writes: the account ``statement``, the
+``daily_totals`` per currency and the ``invoices`` (with their lines and credit notes).
+``accounts`` is a projection too, but the append writes it in the same statement as the events;
+``REPLAYED`` are all that a replay rebuilds from the log.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from projections.accounts import Accounts
 from projections.base import Projection
 from projections.daily_totals import DailyTotals
+from projections.invoices import Invoices
 from projections.statement import Statement
 
-PROJECTIONS: tuple[Projection, ...] = (Statement(), DailyTotals())
+PROJECTIONS: tuple[Projection, ...] = (Statement(), DailyTotals(), Invoices())
 REPLAYED: tuple[Projection, ...] = (Accounts(), *PROJECTIONS)
 
 

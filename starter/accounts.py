@@ -21,10 +21,12 @@ from client import (
     TemporalUnreachable,
 )
 from config import Settings
-from domain.commands import AddFunds, Charge, CloseAccount
+from domain.commands import AddFunds, Charge, CloseAccount, RefundCharge
 from starter.errors import CliError, ExitCode
 from starter.output import money
-from workflows.interface import AccountView, AccountWorkflowInput, CommandOutcome, OpenOutcome
+from workflows.interface import AccountView, AccountWorkflowInput, CommandOutcome, OpenOutcome, PeriodClosed
+
+Command = AddFunds | Charge | CloseAccount | RefundCharge
 
 
 class Accounts:
@@ -42,7 +44,9 @@ class Accounts:
     async def open(self, start: AccountWorkflowInput) -> OpenOutcome:
         """Start the account's workflow and wait until it has written ACCOUNT_CREATED."""
         with translated():
-            return await self.client.open(start.account_id, start.currency, start.overdraft_limit)
+            return await self.client.open(start.account_id, start.currency, start.overdraft_limit,
+                                          billing_period=start.billing_period,
+                                          invoice_grace_seconds=start.invoice_grace_seconds)
 
     async def state(self, account_id: str) -> AccountView:
         """The account as its workflow sees it (the ``state`` query)."""
@@ -56,6 +60,17 @@ class Accounts:
         send = self.client.submit if batched else self.client.send_one
         with translated(view, command):
             return await send(view.account_id, command, wait=wait)
+
+    async def refund(self, view: AccountView, command: RefundCharge, *,
+                     wait: bool) -> CommandOutcome | None:
+        """Send a refund as the ``refund`` update (or, with ``wait=False``, signal)."""
+        with translated(view, command):
+            return await self.client.send_one(view.account_id, command, wait=wait)
+
+    async def close_period(self, account_id: str) -> PeriodClosed:
+        """End the running billing period now; the closed invoice, final."""
+        with translated():
+            return await self.client.close_period(account_id)
 
     async def close(self, view: AccountView, command: CloseAccount, *,
                     wait: bool) -> CommandOutcome | None:
@@ -77,8 +92,7 @@ class Accounts:
 
 
 @contextmanager
-def translated(view: AccountView | None = None,
-               command: AddFunds | Charge | CloseAccount | None = None) -> Iterator[None]:
+def translated(view: AccountView | None = None, command: Command | None = None) -> Iterator[None]:
     """Raise every BillingError from the block as its CliError."""
     try:
         yield
@@ -87,7 +101,7 @@ def translated(view: AccountView | None = None,
 
 
 def cli_error(error: BillingError, view: AccountView | None = None,
-              command: AddFunds | Charge | CloseAccount | None = None) -> CliError:
+              command: Command | None = None) -> CliError:
     """The CLI's message and exit code for ``error``; ``view`` and ``command`` add context."""
     if isinstance(error, TemporalUnreachable):
         return CliError(f"cannot reach Temporal at TEMPORAL_ADDRESS={error.address} "
@@ -112,8 +126,7 @@ def cli_error(error: BillingError, view: AccountView | None = None,
     return CliError(str(error))
 
 
-def _refused(error: CommandRefused, view: AccountView | None,
-             command: AddFunds | Charge | CloseAccount | None) -> CliError:
+def _refused(error: CommandRefused, view: AccountView | None, command: Command | None) -> CliError:
     """A command the account recorded as declined or rejected (exit code 3)."""
     outcome = error.outcome
     details = {"outcome": outcome.model_dump(mode="json")}

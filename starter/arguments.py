@@ -16,12 +16,13 @@ from starter.arguments_common import (
     positive_int,
     wait_option,
 )
+from starter.billing_grammar import add_billing, billing_period
 from starter.operations_grammar import add_operations, instant
 
 DEFAULT_UI_URL = "http://localhost:8233"
 
-DESCRIPTION = ("Open, fund, charge, inspect and close accounts of the billing service, and "
-               "reconcile its event log.")
+DESCRIPTION = ("Open, fund, charge, refund, inspect, invoice and close accounts of the billing "
+               "service, and reconcile its event log.")
 EPILOG = """\
 examples:
   billing open acme --currency USD --overdraft-limit 10.00
@@ -32,6 +33,11 @@ examples:
   billing demo --accounts 5 --operations 200
   billing check --no-workflows
   billing statement acme --from 2026-11-01
+  billing open acme-daily --currency EUR --billing-period daily
+  billing refund acme 2.25 --charge invoice-42
+  billing close-period acme
+  billing invoices acme
+  billing invoice acme INV-2026-000001 --html invoice.html --recompute
   billing replay --verify
   billing projections status
 
@@ -57,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(parser, defaults=True)
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
                                        parser_class=Parser)
-    for add in (_add_open, _add_money_verbs, _add_balance_and_history, _add_close, _add_demo,
-                _add_check, add_operations):
+    for add in (_add_open, _add_money_verbs, _add_balance_and_history, _add_close, add_billing,
+                _add_demo, _add_check, add_operations):
         add(subparsers)
     # `up` belongs to devstack.up: everything after it is passed on untouched.
     subparsers.add_parser("up", add_help=False, help="start the whole stack on this machine "
@@ -70,12 +76,19 @@ def _add_open(subparsers: argparse._SubParsersAction) -> None:
     parser = add_verb(subparsers, "open", "open a new account in one currency", """\
 examples:
   billing open acme --currency USD
-  billing open acme-eu --currency EUR --overdraft-limit 250.00""")
+  billing open acme-eu --currency EUR --overdraft-limit 250.00
+  billing open acme-test --currency USD --billing-period PT30S
+
+Each billing period ends with an invoice; its numbered, final version follows after
+BILLING_INVOICE_GRACE seconds (default 0).""")
     account_argument(parser)
     parser.add_argument("--currency", required=True, type=str.upper,
                         help="ISO 4217 code of the account's currency, e.g. USD, EUR, JPY")
     parser.add_argument("--overdraft-limit", default="0", metavar="AMOUNT",
                         help="how far below zero charges may take the balance (default 0)")
+    parser.add_argument("--billing-period", default="monthly", type=billing_period, metavar="PERIOD",
+                        help="monthly (default), weekly, daily or an ISO 8601 duration such as "
+                             "P10D or PT30S, counted from the opening instant")
 
 
 def _add_money_verbs(subparsers: argparse._SubParsersAction) -> None:

@@ -1,9 +1,9 @@
 """``billing`` / ``python -m starter``: the command line of the billing service.
 
 This module parses the arguments (grammar in ``starter.arguments``) and dispatches to a verb
-(``starter.verbs``, ``starter.demo``, ``starter.check``, or ``devstack.up`` for ``up``). ``run(argv)`` does
-the work and returns the exit code, for tests; ``main()`` is the process entry point and ends
-with ``os._exit``.
+(``starter.verbs``, ``starter.invoicing``, ``starter.demo``, ``starter.check``, or ``devstack.up``
+for ``up``). ``run(argv)`` does the work and returns the exit code, for tests; ``main()`` is the
+process entry point and ends with ``os._exit``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ VERBS = {
     "projections status": "starter.reading:projections_status",
     "projections rebuild": "starter.replay:rebuild_projection",
     "statement": "starter.reading:statement", "config": "starter.reading:show_config",
+    "refund": "starter.invoicing:refund", "close-period": "starter.invoicing:close_period",
+    "invoices": "starter.invoicing:invoices", "invoice": "starter.invoicing:invoice",
 }
 
 

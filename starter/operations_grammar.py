@@ -43,7 +43,7 @@ on a worker this command starts and stops; it shows in the web UI, and if it is 
     what.add_argument("--verify", action="store_true", help="compare, write nothing")
     what.add_argument("--projection", dest="projections", metavar="NAME", action="append",
                       help="replay only this projection (repeatable): accounts, statement, "
-                           "daily_totals")
+                           "daily_totals, invoices")
 
 
 def _add_snapshots(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ def _add_projections(subparsers: argparse._SubParsersAction) -> None:
              "failure", "examples:\n  billing projections status --json")
     rebuild = add_verb(actions, "rebuild", "rebuild one projection from the log (a replay of "
                        "it alone)", "examples:\n  billing projections rebuild daily_totals")
-    rebuild.add_argument("name", metavar="NAME", help="statement or daily_totals")
+    rebuild.add_argument("name", metavar="NAME", help="statement, daily_totals or invoices")
 
 
 def _add_statement(subparsers: argparse._SubParsersAction) -> None:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
-from domain.commands import AddFunds, Charge
+from domain.commands import AddFunds, Charge, RefundCharge
 from domain.money import format_minor_units
 from operations.reconcile.report import Report
 from starter.errors import CliError
@@ -21,7 +21,7 @@ from starter.history import History
 from workflows.interface import AccountView, CommandOutcome, OpenOutcome
 
 WIDTH_WHEN_PIPED = 160
-_VERBS = {"add_funds": "fund", "charge": "charge"}
+_VERBS = {"add_funds": "fund", "charge": "charge", "refund": "refund"}
 
 
 def money(amount: int, currency: str) -> str:
@@ -61,7 +61,7 @@ def opened(outcome: OpenOutcome) -> tuple[dict[str, Any], str]:
         f"{money(view.overdraft_limit, view.currency)}), version {view.version}")
 
 
-def applied(view: AccountView, command: AddFunds | Charge,
+def applied(view: AccountView, command: AddFunds | Charge | RefundCharge,
             outcome: CommandOutcome) -> tuple[dict[str, Any], str]:
     """A fund or charge answered by the account: applied, or a duplicate of an earlier one.
 
@@ -70,7 +70,7 @@ def applied(view: AccountView, command: AddFunds | Charge,
     kind of command."""
     data = {"account_id": view.account_id, "command": command.kind, "amount": command.amount,
             "currency": view.currency, **outcome.model_dump(mode="json")}
-    what = f"{_VERBS[command.kind]} {money(command.amount, view.currency)}"
+    what = _what(command, view.currency)
     if outcome.status == "duplicate":
         first = (f"it was {outcome.original_status}" + (f" ({outcome.reason})" if outcome.reason else "")
                  if outcome.original_status else
@@ -84,13 +84,19 @@ def applied(view: AccountView, command: AddFunds | Charge,
     return data, text
 
 
-def sent(view: AccountView, command: AddFunds | Charge) -> tuple[dict[str, Any], str]:
-    """A fund or charge sent as a signal: accepted by Temporal, outcome not awaited."""
+def sent(view: AccountView, command: AddFunds | Charge | RefundCharge) -> tuple[dict[str, Any], str]:
+    """A fund, charge or refund sent as a signal: accepted by Temporal, outcome not awaited."""
     data = {"account_id": view.account_id, "command": command.kind, "amount": command.amount,
             "currency": view.currency, "command_id": command.command_id, "status": "sent"}
-    return data, (f"sent: {_VERBS[command.kind]} {money(command.amount, view.currency)} to account "
+    return data, (f"sent: {_what(command, view.currency)} to account "
                   f"{view.account_id} (idempotency key {command.command_id}); not waiting for "
                   "the outcome")
+
+
+def _what(command: AddFunds | Charge | RefundCharge, currency: str) -> str:
+    """``fund 12.50 USD``, ``refund 2.00 USD of charge invoice-42``."""
+    what = f"{_VERBS[command.kind]} {money(command.amount, currency)}"
+    return f"{what} of charge {command.charge_id}" if isinstance(command, RefundCharge) else what
 
 
 def balance(view: AccountView) -> tuple[dict[str, Any], str]:

@@ -26,8 +26,10 @@ async def connect(args: argparse.Namespace) -> Accounts:
 
 async def open_account(args: argparse.Namespace, out: Output) -> None:
     """Validate locally, start the account's workflow, and report what it created."""
-    start = open_input(args.account_id, args.currency, args.overdraft_limit)
-    accounts = await connect(args)
+    settings = Settings.from_env()
+    start = open_input(args.account_id, args.currency, args.overdraft_limit, args.billing_period,
+                       settings.invoice_grace_seconds)
+    accounts = await Accounts.connect(settings, args.timeout)
     out.result(*output.opened(await accounts.open(start)))
 
 

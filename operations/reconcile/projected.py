@@ -2,8 +2,9 @@
 
 Each projection is as far as its checkpoint, so each check counts only the events at or before
 it, in the same snapshot that reads the projection's rows. The expected rows come from the
-projections' own pure helpers (``statement.movement``, ``daily_totals.tally``), folded over the
-same stream of events as the accounts check, so nothing is computed twice by different code.
+projections' own pure helpers (``statement.movement``, ``daily_totals.tally``, ``domain.invoice``),
+folded over the same stream of events as the accounts check, so nothing is computed twice by
+different code. The invoices' check has a module of its own (``invoices``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from psycopg import AsyncConnection
 from activities.rows import StoredEvent
 from domain.events import Event
 from domain.state import AccountState
+from operations.reconcile.invoices import InvoicesCheck
 from operations.reconcile.report import Finding
-from projections import daily_totals, statement
+from projections import daily_totals, invoices, statement
 from projections.checkpoints import all_checkpoints
 from projections.feed import START, FeedPosition
 
@@ -121,8 +123,9 @@ def _row_drifts(account_id: str, table: str, want: list[Any], got: list[Any]) ->
     return findings
 
 
-async def feed_checks(conn: AsyncConnection[Any]) -> list[StatementCheck | DailyTotalsCheck]:
+async def feed_checks(conn: AsyncConnection[Any]) -> list[StatementCheck | DailyTotalsCheck | InvoicesCheck]:
     """The checks of the feed's projections, each bounded by its checkpoint."""
     at = {checkpoint.name: checkpoint.at for checkpoint in await all_checkpoints(conn)}
     return [StatementCheck(at.get(statement.NAME, START)),
-            DailyTotalsCheck(at.get(daily_totals.NAME, START))]
+            DailyTotalsCheck(at.get(daily_totals.NAME, START)),
+            InvoicesCheck(at.get(invoices.NAME, START))]

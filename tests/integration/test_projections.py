@@ -30,6 +30,7 @@ from projections.base import Projection, Tables
 from projections.checkpoints import all_checkpoints, ensure
 from projections.daily_totals import DailyTotals
 from projections.feed import FeedEvent
+from projections.invoices import Invoices
 from projections.reads import ProjectionStatus, projection_status
 from projections.runner import ProjectionRunner
 from projections.statement import Statement
@@ -163,8 +164,8 @@ async def run_until(runner: ProjectionRunner, pool: Any, done: asyncio.Future[An
 
 async def test_two_runners_at_once_apply_every_event_once(worker_pool, worker_db_url, pool):
     traffic = Traffic(worker_pool)
-    first = [Wrapped(Statement()), Wrapped(DailyTotals())]
-    second = [Wrapped(Statement()), Wrapped(DailyTotals())]
+    first = [Wrapped(Statement()), Wrapped(DailyTotals()), Wrapped(Invoices())]
+    second = [Wrapped(Statement()), Wrapped(DailyTotals()), Wrapped(Invoices())]
     other_pool = open_pool(worker_db_url)  # another worker's
     await other_pool.open(wait=True)
     try:
@@ -176,7 +177,7 @@ async def test_two_runners_at_once_apply_every_event_once(worker_pool, worker_db
 
     await assert_exactly_once(pool)
     events = await count_events(pool)
-    for index in range(2):  # what the handlers were given, committed: no step failed here
+    for index in range(len(first)):  # what the handlers were given, committed: no step failed here
         assert first[index].applied + second[index].applied == events
     assert all(wrapper.applied for wrapper in first + second), "both runners should have worked"
 
@@ -187,8 +188,8 @@ async def test_a_runner_killed_mid_step_loses_nothing_and_duplicates_nothing(
     traffic = Traffic(worker_pool)
     await traffic.some(rounds=5)
     totals = Stalls(DailyTotals())  # daily totals: a batch applied twice would double a day
-    runner = ProjectionRunner(worker_pool, [Statement(), totals])
-    await caught_up(ProjectionRunner(worker_pool, [Statement()]))  # the statement is not at issue
+    runner = ProjectionRunner(worker_pool, [Statement(), totals, Invoices()])
+    await caught_up(ProjectionRunner(worker_pool, [Statement(), Invoices()]))  # not at issue
     async with worker_pool.connection() as conn:
         await ensure(conn, [daily_totals.NAME])
     await traffic.some(rounds=3)
@@ -295,7 +296,7 @@ async def test_status_shows_how_far_behind_each_projection_is(worker_pool, pool,
     shown = capsys.readouterr()
     assert code == 0, shown
     behind = {p["name"]: p for p in json.loads(shown.out)["projections"]}
-    assert set(behind) == {"statement", "daily_totals"}
+    assert set(behind) == {projection.name for projection in PROJECTIONS}
     assert all(p["lag_events"] == events and p["lag_seconds"] >= 0.05 and p["events_applied"] == 0
                for p in behind.values()), behind
 
