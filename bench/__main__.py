@@ -142,9 +142,15 @@ async def service_rows(run: Run, accounts: AccountClient) -> None:
 
 
 async def comparison_rows(run: Run, accounts: AccountClient) -> None:
-    """The same batched path and latency with regular activities, for the choice of default."""
+    """The same batched path and latency with regular activities, for the choice of default;
+    the batched path again with short billing periods, for the cost of invoicing."""
     await batched_rows(run, accounts, " (regular activities)", run.sizes.compared, local_activities=False)
     await latency_row(run, accounts, " (regular activities)", local_activities=False)
+    # The cost of invoicing: periods of 2 s end (the row lasts about 10 s, so PT10S would end
+    # one period at most) (and their invoices are drafted and finalized,
+    # numbers drawn) while the load runs; compare with the default row of the same size above.
+    await batched_rows(run, accounts, " (PT2S billing periods)", run.sizes.compared,
+                       billing_period="PT2S")
 
 
 async def batched_rows(run: Run, accounts: AccountClient, label: str, commands: int, **options) -> None:
