@@ -146,9 +146,8 @@ async def comparison_rows(run: Run, accounts: AccountClient) -> None:
     the batched path again with short billing periods, for the cost of invoicing."""
     await batched_rows(run, accounts, " (regular activities)", run.sizes.compared, local_activities=False)
     await latency_row(run, accounts, " (regular activities)", local_activities=False)
-    # The cost of invoicing: periods of 2 s end (the row lasts about 10 s, so PT10S would end
-    # one period at most) (and their invoices are drafted and finalized,
-    # numbers drawn) while the load runs; compare with the default row of the same size above.
+    # The cost of invoicing: periods end, invoices are drafted and finalized and numbers drawn
+    # while the load runs. Periods of 2 s: the row lasts about 10 s, so PT10S would end one at most.
     await batched_rows(run, accounts, " (PT2S billing periods)", run.sizes.compared,
                        billing_period="PT2S")
 
