@@ -35,10 +35,10 @@ CROWDED = 3
 """Update handlers waiting at once from which the store is called as a regular activity
 (docs/decisions.md, "Crowded accounts store with regular activities")."""
 CROWDED_UPDATES_USE_REGULAR_ACTIVITIES = "crowded-updates-use-regular-activities"
+"""Patch: histories from before it ran every store call as a local activity."""
 CLOSE_ENDS_BATCH = "close-ends-batch"
 """Patch: a batch ends with its first close, so the final invoice comes right after the close
 and before any later command, whatever arrived with it. Before it, they could interleave."""
-"""Patch: histories from before it ran every store call as a local activity."""
 
 
 class Persisting:

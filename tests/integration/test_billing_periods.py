@@ -6,7 +6,7 @@ account workflows' durable timers on the way. Every assertion is on the event lo
 Expected period ends come from ``domain.periods`` applied to the ``opened_at`` the workflow
 recorded, and some are also written out by hand.
 
-What the time-skipping server does not do, found while writing these (docs/drafts/billingtests.md):
+What the time-skipping server does not do, found while writing these (README, "Tests"):
 its operator service lists no search attributes (``ensure_search_attributes`` fails with
 UNIMPLEMENTED; adding them works, see ``skipping_env``); it never moves a workflow task off a
 stopped worker's sticky queue, so a worker meant to be stopped here runs without a cache; and
