@@ -15,6 +15,7 @@ import time
 
 import psycopg
 
+from projections import PROJECTIONS as ALL_PROJECTIONS
 from projections.reads import ProjectionStatus, projection_status
 from tests.faults.harness import LOCAL, REGULAR, Load, Run, Stack, settle
 
@@ -22,7 +23,7 @@ LOAD_BEFORE_KILL = 3.0  # seconds of traffic the projections follow live
 LAG_TIMEOUT = 60.0  # for the lag to show, and later to fall to 0
 DOWN_FOR = 3.0  # seconds worker 0 stays dead once the lag shows
 
-PROJECTIONS = {"statement", "daily_totals"}
+PROJECTIONS = {projection.name for projection in ALL_PROJECTIONS}  # every one the worker runs
 
 
 async def test_projections_catch_up_after_their_worker_is_killed(stack: Stack, seed: int,
