@@ -4,6 +4,7 @@ answer; the command's key comes back, so the client can repeat it safely."""
 from __future__ import annotations
 
 import socket
+import uuid
 
 from gateway.settings import GatewaySettings
 from tests.gateway.conftest import asgi_client
@@ -37,7 +38,8 @@ async def test_no_worker_is_503_once_the_timeout_passes(gateway_settings: Gatewa
     """Temporal answers, but no worker polls the task queue: the call runs out of time."""
     settings = gateway_settings.model_copy(update={"http_timeout": 1.0})
     async with asgi_client(settings) as api:
-        response = await api.post("/accounts", json={"account_id": "lonely", "currency": "USD"})
+        account_id = f"lonely-{uuid.uuid4().hex[:8]}"  # the session's dev server keeps it
+        response = await api.post("/accounts", json={"account_id": account_id, "currency": "USD"})
         assert "did not answer within 1s" in problem(response, 503, "temporal-unavailable")["detail"]
         assert response.headers["retry-after"] == str(settings.retry_after)
 

@@ -22,7 +22,7 @@ from client import (
 )
 from config import Settings
 from domain.commands import AddFunds, Charge
-from tests.integration.helpers import scheduled_activities
+from tests.integration.helpers import new_account_id, scheduled_activities
 from workflows.interface import BatchOutcome
 
 
@@ -163,22 +163,23 @@ async def test_unknown_accounts_are_typed_on_every_path(accounts):
 
 
 async def test_no_worker_means_temporal_unavailable_within_the_rpc_timeout(client, task_queue):
-    # Long enough that a start's reply is never cut off on a busy machine (its retry would then
-    # meet the run it started: AccountExists), short enough to keep the test quick.
-    lonely = AccountClient(client, f"{task_queue}-nobody", rpc_timeout=5.0)
+    lonely = AccountClient(client, f"{task_queue}-nobody", rpc_timeout=2.0)
+    # A fresh id: the dev server is the session's, and other tests open accounts on it too (a
+    # fixed "lonely" once met the gateway tests' own "lonely": AccountExists).
+    account = new_account_id()
     with pytest.raises(TemporalUnavailable, match="Its workflow has started") as opening:
-        await lonely.open("lonely", "USD")
+        await lonely.open(account, "USD")
     assert f"task queue '{task_queue}-nobody'" in str(opening.value)
     try:
         with pytest.raises(TemporalUnavailable) as update:
-            await lonely.send_one("lonely", AddFunds(command_id="k", amount=1))
+            await lonely.send_one(account, AddFunds(command_id="k", amount=1))
         assert update.value.command_id == "k"
         with pytest.raises(TemporalUnavailable):
-            await lonely.add_funds("lonely", 1)
+            await lonely.add_funds(account, 1)
         with pytest.raises(TemporalUnavailable):
-            await lonely.state("lonely")
+            await lonely.state(account)
     finally:
-        await lonely.handle("lonely").terminate(reason="test done")
+        await lonely.handle(account).terminate(reason="test done")
 
 
 async def test_wait_for_returns_the_view_or_gives_up(accounts):
