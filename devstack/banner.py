@@ -36,7 +36,8 @@ def announce(stack: Stack, settings: Settings) -> None:
         f"  HTTP API     {stack.http_url}  (docs {stack.http_url}/docs)" if stack.http_url
         else "  HTTP API     not started (--no-http)",
         f"  Kafka        {stack.kafka}, topics billing.account-events and billing.invoices "
-        "(the relay publishes the log)" if stack.kafka else "  Kafka        not started (--kafka)",
+        "(the relay publishes the log)" if stack.kafka
+        else "  Kafka        not started (make run RUN_ARGS=--kafka starts a broker and the relay)",
         f"  Metrics      {stack.metrics_url}  (worker: Temporal SDK + billing_*)"
         + (f", {stack.http_url}/metrics  (gateway)" if stack.http_url else ""),
         "",
