@@ -38,9 +38,9 @@ with workflow.unsafe.imports_passed_through():
         BatchOutcome,
         OpenOutcome,
     )
-    from workflows.persistence import Persisting
+    from workflows.persistence import CLOSE_ENDS_BATCH, Persisting
     from workflows.run_length import COUNT_RUN_LENGTH, RunLength
-    from workflows.visibility import Visibility
+    from workflows.visibility import UPSERT_SEARCH_ATTRIBUTES, Visibility
 
 RECORD_UNREADABLE_SIGNALS = "record-unreadable-signals"
 """Patch: signals that do not decode, or have no handler, are recorded as rejected. Before it,
@@ -68,6 +68,7 @@ class AccountWorkflow(Persisting, Invoicing):
         self._run = RunLength()
         self._bills = False  # set in run(): False for a run from before billing periods
         self._writing = asyncio.Lock()  # one writer at a time: the loop, or close_period
+        self._bill_first = self._finish_when_closed = self._close_ends_batch = False  # see run()
         self._visibility = Visibility()  # search attributes and details, for the web UI
 
     @workflow.run
@@ -80,6 +81,13 @@ class AccountWorkflow(Persisting, Invoicing):
         self._run.counted = workflow.patched(COUNT_RUN_LENGTH)
         self._input = replies.parse_input(self._received(args))
         self._bills = workflow.patched(BILLING_PERIODS)
+        # Asked here, before the first activity, never later: a patch first asked right after a
+        # local activity's result can fall in another workflow task on replay than it did live
+        # (docs/decisions.md, "Patches asked at the start").
+        self._visibility.upserts = workflow.patched(UPSERT_SEARCH_ATTRIBUTES)
+        self._bill_first = workflow.patched(BILL_BEFORE_COMMANDS)
+        self._finish_when_closed = workflow.patched(CLOSED_ACCOUNTS_FINISH)
+        self._close_ends_batch = workflow.patched(CLOSE_ENDS_BATCH)
         if self._input.snapshot is not None:
             self._account = self._input.snapshot
             if self._bills and self._account.exists and not self._account.billing.bills:
@@ -100,7 +108,7 @@ class AccountWorkflow(Persisting, Invoicing):
                 return  # closed and billed; a later command revives it (``revive``)
             await self._wait_for_work(lambda: bool(self._inbox))
             async with self._writing:  # close_period may be writing (it waits for this lock)
-                if self._inbox and workflow.patched(BILL_BEFORE_COMMANDS):
+                if self._inbox and self._bill_first:
                     await self._bill_due()
                 if self._inbox:
                     await self._apply_pending()
@@ -115,7 +123,7 @@ class AccountWorkflow(Persisting, Invoicing):
         """Closed, nothing waiting, every invoice final: the run may end."""
         account = self._account
         return (account is not None and account.status is AccountStatus.CLOSED and not self._inbox
-                and self._next_due() is None and workflow.patched(CLOSED_ACCOUNTS_FINISH))
+                and self._next_due() is None and self._finish_when_closed)
 
     async def _settled(self) -> bool:
         """Wait until every update has had its answer; False if commands arrived meanwhile

@@ -44,6 +44,8 @@ and before any later command, whatever arrived with it. Before it, they could in
 class Persisting:
     """The writing half of ``AccountWorkflow``."""
 
+    _close_ends_batch: bool  # CLOSE_ENDS_BATCH, asked at the start of the run
+
     _input: AccountWorkflowInput | None
     _account: AccountState | None
     _opened: OpenOutcome | None
@@ -64,7 +66,7 @@ class Persisting:
     async def _apply_pending(self) -> None:
         assert self._input is not None
         most = self._input.max_batch
-        if self._inbox.closes_waiting() and workflow.patched(CLOSE_ENDS_BATCH):
+        if self._close_ends_batch and self._inbox.closes_waiting():
             most = min(most, self._inbox.through_first_close())
         batch: list[Pending] = self._inbox.take(most)
         decisions = None

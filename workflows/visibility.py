@@ -52,6 +52,9 @@ class Visibility:
 
     def __init__(self) -> None:
         self._shown: tuple[str, str, str, int] | None = None
+        self.upserts = False
+        """Whether this run upserts its search attributes: ``UPSERT_SEARCH_ATTRIBUTES``, asked
+        by the workflow at the start of the run (docs/decisions.md, "Patches asked at the start")."""
         self._recent: deque[tuple[int, Event]] = deque(maxlen=RECENT_EVENTS)
 
     def recorded(self, first_version: int, events: Iterable[Event]) -> None:
@@ -64,7 +67,7 @@ class Visibility:
         if not state.exists:
             return
         values = (state.account_id, state.currency, state.status.value, state.balance)
-        if values != self._shown and workflow.patched(UPSERT_SEARCH_ATTRIBUTES):
+        if values != self._shown and self.upserts:
             workflow.upsert_search_attributes([
                 ACCOUNT_ID.value_set(state.account_id), CURRENCY.value_set(state.currency),
                 STATUS.value_set(state.status.value), BALANCE.value_set(state.balance)])
