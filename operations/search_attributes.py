@@ -10,10 +10,9 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError
 
-from workflows.visibility import SEARCH_ATTRIBUTES
+from workflows.visibility import SEARCH_ATTRIBUTES, cli_type
 
 
 class SearchAttributesMissing(RuntimeError):
@@ -22,7 +21,7 @@ class SearchAttributesMissing(RuntimeError):
 
 def create_command(namespace: str) -> str:
     """The ``temporal`` CLI command that registers every search attribute in ``namespace``."""
-    names = " ".join(f"--name {key.name} --type {_cli_type(key.indexed_value_type)}"
+    names = " ".join(f"--name {key.name} --type {cli_type(key)}"
                      for key in SEARCH_ATTRIBUTES)
     return f"temporal operator search-attribute create --namespace {namespace} {names}"
 
@@ -47,6 +46,3 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
             f"\n    {create_command(namespace)}") from error
     return sorted(missing)
 
-
-def _cli_type(value_type: SearchAttributeIndexedValueType) -> str:
-    return "Int" if value_type == SearchAttributeIndexedValueType.INT else "Keyword"

@@ -57,13 +57,10 @@ class Inbox:
         self.waiting.extend(map(Pending, commands, tickets))
         return tickets
 
-    def closes_waiting(self) -> bool:
-        return any(isinstance(pending.command, CloseAccount) for pending in self.waiting)
-
-    def through_first_close(self) -> int:
-        """How many waiting commands come up to and including the first close."""
-        return next(index + 1 for index, pending in enumerate(self.waiting)
-                    if isinstance(pending.command, CloseAccount))
+    def through_first_close(self) -> int | None:
+        """How many waiting commands come up to and including the first close; None without one."""
+        return next((index + 1 for index, pending in enumerate(self.waiting)
+                     if isinstance(pending.command, CloseAccount)), None)
 
     def take(self, most: int) -> list[Pending]:
         """The next batch, oldest first; it counts as being written until ``settle``."""

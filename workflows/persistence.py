@@ -66,8 +66,8 @@ class Persisting:
     async def _apply_pending(self) -> None:
         assert self._input is not None
         most = self._input.max_batch
-        if self._close_ends_batch and self._inbox.closes_waiting():
-            most = min(most, self._inbox.through_first_close())
+        if self._close_ends_batch and (through_close := self._inbox.through_first_close()):
+            most = min(most, through_close)
         batch: list[Pending] = self._inbox.take(most)
         decisions = None
         try:

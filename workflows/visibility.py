@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 with workflow.unsafe.imports_passed_through():
     from domain.account import balance_change
@@ -41,10 +41,15 @@ RECENT_EVENTS = 5
 """How many of the latest events the details list."""
 
 
+def cli_type(key: SearchAttributeKey[Any]) -> str:
+    """The ``temporal`` CLI's name for the type of ``key`` (only Int and Keyword are used)."""
+    return "Int" if key.indexed_value_type == SearchAttributeIndexedValueType.INT else "Keyword"
+
+
 def registration_flags() -> list[str]:
     """``temporal server start-dev`` arguments that register the search attributes."""
     return [arg for key in SEARCH_ATTRIBUTES
-            for arg in ("--search-attribute", f"{key.name}={'Int' if key is BALANCE else 'Keyword'}")]
+            for arg in ("--search-attribute", f"{key.name}={cli_type(key)}")]
 
 
 class Visibility:
