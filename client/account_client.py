@@ -38,6 +38,7 @@ from client.errors import (
 )
 from config import Settings, connect_temporal
 from domain.commands import AddFunds, Charge, CloseAccount, RefundCharge
+from domain.state import AccountStatus
 from workflows.interface import (
     CLOSE,
     MAX_BATCH_COMMANDS,
@@ -121,6 +122,9 @@ class AccountClient(BillingCalls):
                 raise
             raise TemporalUnavailable(f"{error} Its workflow has started, and opens the account "
                                       "as soon as a worker runs it.") from error
+        if not outcome.created and outcome.account.status == AccountStatus.CLOSED:
+            # the revived run may answer before it completes: the same answer as when it did not
+            raise AccountExists(f"account {account_id} already exists, and is closed", outcome)
         if not outcome.created:
             raise AccountExists(f"account {account_id} already exists: its event log holds "
                                 f"{outcome.account.version} event(s); its workflow is running "
