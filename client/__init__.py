@@ -4,8 +4,9 @@
     await client.open("acme", "USD")
     outcome = await client.charge("acme", 1250, command_id="invoice-42")
 
-``AccountClient`` (``account_client``) makes every Temporal call; what it raises is a
-``BillingError`` subclass (``errors``); concurrent calls are coalesced by ``batches``.
+``AccountClient`` (``account_client``) is the whole surface; its calls go through ``transport``
+(timeouts, revival of a finished workflow); what it raises is a ``BillingError`` subclass
+(``errors``); concurrent calls are coalesced by ``batches``.
 """
 
 from client.account_client import AccountClient

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from pydantic import BaseModel
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.client import Client
 from temporalio.common import QueryRejectCondition, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
@@ -31,13 +29,11 @@ from client.commands import or_new, validated
 from client.errors import (
     AccountExists,
     AccountNotFound,
-    Endpoint,
-    RunEnded,
     TemporalUnavailable,
     TemporalUnreachable,
 )
 from config import Settings, connect_temporal
-from domain.commands import AddFunds, Charge, CloseAccount, RefundCharge
+from domain.commands import AddFunds, Charge, CloseAccount
 from domain.state import AccountStatus
 from workflows.interface import (
     CLOSE,
@@ -56,17 +52,12 @@ from workflows.interface import (
 )
 
 POLL_INTERVAL = 0.1
-REVIVAL_ATTEMPTS = 5
-"""How often a revival is sent again when it meets a run that is ending (``RunEnded``)."""
-REVIVAL_BACKOFF = 0.05
-"""Seconds before the second attempt; doubled for each later one (about 1.5 s in all)."""
-M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
 
 
 class AccountClient(BillingCalls):
     """Open, fund, charge, refund, close and inspect accounts, and close their billing periods
-    (``BillingCalls``). One instance per process is plenty.
+    (``BillingCalls``); the calls go through ``AccountTransport``. One instance per process is
+    plenty.
 
     ``task_queue`` is needed only to open accounts; ``rpc_timeout`` (seconds) bounds each call,
     an update included, and is the default patience of ``wait_for``."""
@@ -74,16 +65,10 @@ class AccountClient(BillingCalls):
     def __init__(self, client: Client, task_queue: str | None = None, *,
                  rpc_timeout: float | None = None, max_in_flight: int = 1,
                  max_batch: int = MAX_BATCH_COMMANDS) -> None:
-        self.temporal = client
-        self._task_queue = task_queue
-        self._timeout = rpc_timeout
-        self._endpoint = Endpoint(client.service_client.config.target_host, client.namespace,
-                                  task_queue, rpc_timeout)
+        super().__init__(client, task_queue, rpc_timeout=rpc_timeout)
         self._batches = Batcher(self._send_batch, max_in_flight=max_in_flight, max_batch=max_batch)
         self.messages_sent = 0
         """How many ``post_batch`` messages the coalescing path has sent."""
-        self.revived = 0
-        """How many calls found the account's workflow gone and started it again from the log."""
 
     @classmethod
     async def connect(cls, settings: Settings, *, rpc_timeout: float | None = None,
@@ -94,10 +79,6 @@ class AccountClient(BillingCalls):
         except (TimeoutError, RuntimeError, RPCError) as error:
             raise TemporalUnreachable(settings.temporal_address, _connect_reason(error)) from error
         return cls(client, settings.task_queue, rpc_timeout=rpc_timeout, **options)
-
-    def handle(self, account_id: str) -> WorkflowHandle:
-        """The account's workflow, for what this client does not wrap (history, terminate)."""
-        return self.temporal.get_workflow_handle(workflow_id(account_id))
 
     async def open(self, account_id: str, currency: str, overdraft_limit: int = 0,
                    **options: Any) -> OpenOutcome:
@@ -129,18 +110,6 @@ class AccountClient(BillingCalls):
             raise AccountExists(f"account {account_id} already exists: its event log holds "
                                 f"{outcome.account.version} event(s); its workflow is running "
                                 "again", outcome)
-        return outcome
-
-    async def revive(self, account_id: str) -> OpenOutcome:
-        """Start the account's workflow again from the log if it is not running (terminated,
-        or finished after a close), and wait until it has loaded. ``AccountNotFound`` if the log
-        does not hold the account (the revived run then ends at once)."""
-        if self._task_queue is None:
-            raise ValueError("this AccountClient was made without a task queue: it cannot revive")
-        outcome = await self._with_start(account_id, OPENED, [], OpenOutcome)
-        if not outcome.account.currency:
-            raise AccountNotFound(f"account {account_id} not found")
-        self.revived += 1
         return outcome
 
     async def state(self, account_id: str, *, running_only: bool = False) -> AccountView:
@@ -190,16 +159,6 @@ class AccountClient(BillingCalls):
         """Queue ``command``; it leaves with the account's next ``post_batch`` message."""
         return await self._batches.submit(account_id, command, wait)
 
-    async def send_one(self, account_id: str, command: AddFunds | Charge | RefundCharge, *,
-                       wait: bool = True) -> CommandOutcome | None:
-        """Send ``command`` alone, as the ``add_funds``, ``charge`` or ``refund`` update that
-        answers with its outcome, or (``wait=False``) as the signal of that name."""
-        payload = command.model_dump(mode="json", exclude={"kind", "facts"})
-        if not wait:
-            await self._signal(account_id, command.kind, payload, command.command_id)
-            return None
-        return await self._update(account_id, command.kind, payload, CommandOutcome, command.command_id)
-
     async def close(self, account_id: str, *, command_id: str | None = None, reason: str = "",
                     payout: bool = False, wait: bool = True) -> CommandOutcome | None:
         """Close the account, after every command it received before. One with a balance is
@@ -223,84 +182,6 @@ class AccountClient(BillingCalls):
             return None
         result = await self._update(account_id, POST_BATCH, body, BatchOutcome)
         return result.outcomes
-
-    # --- sending, reviving a workflow that is gone ------------------------------------------
-
-    async def _update(self, account_id: str, name: str, arg: Any, result_type: type[M],
-                      command_id: str | None = None) -> M:
-        """The update ``name``; if the account's workflow is gone (terminated, or finished after
-        a close), update-with-start revives it from the log first."""
-        try:
-            return await self._call(account_id, self.handle(account_id).execute_update(
-                name, arg, result_type=result_type, rpc_timeout=self._rpc_timeout), command_id)
-        except AccountNotFound:
-            if self._task_queue is None:
-                raise
-        self.revived += 1
-        return await self._with_start(account_id, name, [arg], result_type, command_id)
-
-    async def _with_start(self, account_id: str, name: str, args: list[Any], result_type: type[M],
-                          command_id: str | None = None) -> M:
-        """Update-with-start (USE_EXISTING), sent again if it met a run that was ending: such an
-        update was not accepted, so sending it again cannot apply it twice."""
-        for attempt in range(1, REVIVAL_ATTEMPTS + 1):
-            try:
-                return await self._call(account_id, self.temporal.execute_update_with_start_workflow(
-                    name, args=args, start_workflow_operation=self._revival(account_id),
-                    result_type=result_type, rpc_timeout=self._rpc_timeout), command_id)
-            except RunEnded:
-                if attempt == REVIVAL_ATTEMPTS:
-                    raise
-            # The run it met may still be completing: give the server a moment to close it.
-            await asyncio.sleep(REVIVAL_BACKOFF * 2 ** attempt)
-        raise AssertionError("unreachable")
-
-    async def _signal(self, account_id: str, name: str, arg: Any, command_id: str | None = None) -> None:
-        """The signal ``name``; when the workflow is gone (``_update``), revived first, then sent
-        with signal-with-start."""
-        try:
-            await self._call(account_id, self.handle(account_id).signal(
-                name, arg, rpc_timeout=self._rpc_timeout), command_id)
-            return
-        except AccountNotFound:
-            if self._task_queue is None:
-                raise
-        # A signal has no answer: learn from a revival first whether the log holds the account
-        # (AccountNotFound if not), then signal-with-start, which also covers a run that ended
-        # again in between (a closed account's does once drained).
-        await self.revive(account_id)
-        await self._call(account_id, self.temporal.start_workflow(
-            WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
-            task_queue=self._task_queue, start_signal=name, start_signal_args=[arg],
-            static_summary=f"Account {account_id} (revived)", rpc_timeout=self._rpc_timeout),
-            command_id)
-
-    def _revival(self, account_id: str) -> WithStartWorkflowOperation[Any, Any]:
-        assert self._task_queue is not None
-        return WithStartWorkflowOperation(
-            WORKFLOW_TYPE, revival_input(account_id), id=workflow_id(account_id),
-            task_queue=self._task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"Account {account_id} (revived)")
-
-    async def _call(self, account_id: str, call: Awaitable[T], command_id: str | None = None) -> T:
-        """Await one Temporal call within the timeout; its failures become BillingErrors."""
-        try:
-            return await asyncio.wait_for(call, self._timeout)
-        except Exception as error:
-            translated = self._endpoint.translate(error, account_id, command_id)
-            if translated is error:
-                raise
-            raise translated from error
-
-    @property
-    def _rpc_timeout(self) -> timedelta | None:
-        return None if self._timeout is None else timedelta(seconds=self._timeout)
-
-
-def revival_input(account_id: str) -> AccountWorkflowInput:
-    """The start input that revives an account's workflow from the log, never opening one."""
-    return AccountWorkflowInput(account_id=account_id, revive=True)
-
 
 def _start_input(**fields: Any) -> AccountWorkflowInput:
     """The start input, checked as the workflow will check it (its ``open_command``)."""

@@ -1,21 +1,15 @@
-"""The billing calls of ``AccountClient``: refunds and closing a billing period. A mixin; the
-client's other half sends (``send_one``, ``_update``: errors translated, a finished
-workflow revived)."""
+"""The billing calls of ``AccountClient``: refunds and closing a billing period, sent through
+``AccountTransport`` (errors translated, a finished workflow revived)."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
-
 from client.commands import or_new, validated
-from domain.commands import AddFunds, Charge, RefundCharge
+from client.transport import AccountTransport
+from domain.commands import RefundCharge
 from workflows.interface import CLOSE_PERIOD, CommandOutcome, PeriodClosed
 
-M = TypeVar("M", bound=BaseModel)
 
-
-class BillingCalls:
+class BillingCalls(AccountTransport):
     """Refund a charge, close a billing period."""
 
     async def refund(self, account_id: str, amount: int, *, charge_id: str,
@@ -35,12 +29,3 @@ class BillingCalls:
         answer names no invoice when the period had just begun, or the account is closed (its
         workflow, if finished, is revived from the log to answer)."""
         return await self._update(account_id, CLOSE_PERIOD, None, PeriodClosed)
-
-    # The other half's, declared for the type checker.
-    async def send_one(self, account_id: str, command: AddFunds | Charge | RefundCharge, *,
-                       wait: bool = True) -> CommandOutcome | None:
-        raise NotImplementedError
-
-    async def _update(self, account_id: str, name: str, arg: Any, result_type: type[M],
-                      command_id: str | None = None) -> M:
-        raise NotImplementedError
