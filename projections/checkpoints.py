@@ -45,17 +45,17 @@ class Checkpoint:
                    failed_position, failure, failed_at)
 
 
-async def lock(conn: AsyncConnection[Any], name: str) -> Checkpoint | None:
-    """The projection's checkpoint, locked for this transaction; None when another transaction
-    holds it (another runner is at work) or a replay is swapping tables."""
+async def lock(conn: AsyncConnection[Any], names: Sequence[str]) -> dict[str, Checkpoint]:
+    """The checkpoints of ``names``, locked for this transaction: those another transaction
+    holds (another runner is at work) are left out, and all are while a replay swaps tables."""
     cursor = await conn.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (PAUSE_RUNNERS,))
     paused = await cursor.fetchone()
     if not (paused and paused[0]):
-        return None
-    cursor = await conn.execute(f"SELECT {_COLUMNS} FROM projection_checkpoints WHERE name = %s"
-                                " FOR UPDATE SKIP LOCKED", (name,))
-    row = await cursor.fetchone()
-    return Checkpoint.of(row) if row else None
+        return {}
+    cursor = await conn.execute(f"SELECT {_COLUMNS} FROM projection_checkpoints"
+                                " WHERE name = ANY(%s) FOR UPDATE SKIP LOCKED", (list(names),))
+    return {checkpoint.name: checkpoint
+            for checkpoint in map(Checkpoint.of, await cursor.fetchall())}
 
 
 async def hold(conn: AsyncConnection[Any], name: str) -> Checkpoint | None:

@@ -1,9 +1,11 @@
 """The projection runner: keeps every projection up to date with the feed, exactly once.
 
-Each step of a projection is one transaction: lock its checkpoint row, read the feed after it,
-apply the events, move the checkpoint on. A crash before the commit leaves both as they were;
-two runners (two workers) never apply the same events, because the second finds the row
-locked and leaves the step to the first (``SKIP LOCKED``).
+A step is one transaction: lock the projections' checkpoint rows, read the feed after them
+(once for all that stand at the same place), apply the events, move the checkpoints on. A crash
+before the commit leaves all as they were; two runners (two workers) never apply the same
+events, because the second finds the rows locked and leaves them to the first (``SKIP
+LOCKED``). Under a steady load the runner steps at most every ``PACE`` seconds, so that the
+feed is applied in chunks, not one transaction per append, beside the worker's workflows.
 
 A handler that fails on an event stops its projection there: the events before it are applied,
 the event's position and the error are stored in the checkpoint row (``projections status``
@@ -17,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import AsyncConnection
@@ -27,15 +29,29 @@ from outages.backoff import Backoff
 from projections import feed
 from projections.base import Projection, live
 from projections.checkpoints import ensure, fail, lock, move_on
+from projections.feed import FeedPosition
 
 BATCH = 1_000
 """Feed events applied per step and projection."""
 IDLE_WAIT = 1.0
 """Seconds to wait for an announcement of new events before looking anyway."""
+PACE = 0.1
+"""Seconds between steps that found events, unless the last one found a full batch (a backlog)."""
 HELD_BACK_WAIT = 0.05
 """Seconds before looking again when committed events wait for an older transaction."""
 
 log = logging.getLogger("billing.projections")
+
+
+class Step(NamedTuple):
+    """What one step did."""
+
+    applied: int
+    """Events applied, summed over the projections."""
+    held_back: bool
+    """Committed events wait behind an older transaction still in flight."""
+    backlog: bool
+    """A read found a full batch: more events are waiting."""
 
 
 class ProjectionRunner:
@@ -59,9 +75,11 @@ class ProjectionRunner:
                     if listener is None or listener.closed:
                         listener = await connect()
                         await feed.listen(listener)
-                    moved, behind = await self.catch_up()
-                    if not moved:
-                        await feed.wait(listener, HELD_BACK_WAIT if behind else IDLE_WAIT)
+                    step = await self.catch_up()
+                    if not step.applied:
+                        await feed.wait(listener, HELD_BACK_WAIT if step.held_back else IDLE_WAIT)
+                    elif not step.backlog:
+                        await _sleep(stop, PACE)
                     failures = 0
                 except psycopg.OperationalError as error:  # an outage, not a handler's failure
                     failures += 1
@@ -74,32 +92,36 @@ class ProjectionRunner:
             if listener is not None:
                 await listener.close()
 
-    async def catch_up(self) -> tuple[int, bool]:
-        """One step of every projection: the events applied, and whether committed events
-        wait behind an older transaction still in flight."""
+    async def catch_up(self) -> Step:
+        """One step of every projection."""
         if not self._ensured:
             async with self._pool.connection() as conn:
                 await ensure(conn, [projection.name for projection in self._projections])
             self._ensured = True
-        moved, behind = 0, False
-        for projection in self._projections:
-            applied, waiting = await self.step(projection)
-            moved, behind = moved + applied, behind or waiting
-        return moved, behind
+        return await self.step(*self._projections)
 
-    async def step(self, projection: Projection) -> tuple[int, bool]:
-        """Apply the next events to ``projection``, in one transaction with its checkpoint."""
+    async def step(self, *projections: Projection) -> Step:
+        """Apply the next events to ``projections``, in one transaction with their checkpoints.
+        Those at the same place in the feed (all of them, once caught up) share one read."""
         async with self._pool.connection() as conn, conn.transaction():
-            checkpoint = await lock(conn, projection.name)
-            if checkpoint is None or checkpoint.failed:
-                return 0, False  # another runner has it, or it is stopped at a failure
-            events = await feed.read(conn, checkpoint.at, self._batch)
-            if not events:
-                return 0, await feed.held_back(conn, checkpoint.at)
-            applied = await _apply(conn, projection, events)
-            if applied:
-                await move_on(conn, projection.name, events[:applied])
-            return applied, False
+            checkpoints = await lock(conn, [projection.name for projection in projections])
+            at_place: dict[FeedPosition, list[Projection]] = {}
+            for projection in projections:
+                checkpoint = checkpoints.get(projection.name)
+                if checkpoint is not None and not checkpoint.failed:  # else: another runner
+                    at_place.setdefault(checkpoint.at, []).append(projection)  # has it, or stopped
+            moved, behind, backlog = 0, False, False
+            for place, group in at_place.items():
+                events = await feed.read(conn, place, self._batch)
+                if not events:
+                    behind = behind or await feed.held_back(conn, place)
+                backlog = backlog or len(events) == self._batch
+                for projection in group if events else ():
+                    applied = await _apply(conn, projection, events)
+                    if applied:
+                        await move_on(conn, projection.name, events[:applied])
+                    moved += applied
+            return Step(moved, behind, backlog)
 
 
 async def _apply(conn: AsyncConnection[Any], projection: Projection,
