@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import reduce
 from typing import Any
 
 from psycopg import AsyncConnection, errors
@@ -31,6 +32,7 @@ from activities.contracts import (
     RecordedCommand,
 )
 from activities.rows import event_payload
+from domain.account import evolve
 from domain.state import AccountState
 from domain.upcasting import SCHEMA_VERSIONS
 from telemetry import metrics
@@ -68,6 +70,7 @@ class EventStore:
                  snapshot_every: int = snapshots.DEFAULT_EVERY) -> None:
         self._pool = pool
         self._snapshot_every = snapshot_every
+        self._recent = snapshots.RecentStates()
 
     @activity.defn(name="load_account")
     async def load_account(self, request: LoadAccount) -> AccountState:
@@ -89,13 +92,13 @@ class EventStore:
     async def _append(self, request: AppendEvents) -> AppendResult:
         async with self._pool.connection() as conn:
             try:
+                after = None
                 async with conn.transaction():
                     written = (await conn.execute(_APPEND, _append_params(request))).rowcount
-                    if written == len(request.events) and snapshots.crosses(
-                            request.expected_version, request.last_version, self._snapshot_every):
-                        await snapshots.write_after_append(
-                            conn, request.account_id, request.expected_version,
-                            [new.event for new in request.events])
+                    if written == len(request.events):
+                        after = await self._snapshot(conn, request)
+                if after is not None:  # committed
+                    self._recent.keep(after)
             except errors.UniqueViolation as error:
                 if error.diag.constraint_name == "one_event_per_command":
                     found = await _recorded_commands(conn, request)
@@ -113,6 +116,23 @@ class EventStore:
             if not stored:
                 raise await _version_conflict(conn, request)
         return await self._append(request.without_first(stored))
+
+    async def _snapshot(self, conn: AsyncConnection[Any], request: AppendEvents) -> AccountState | None:
+        """In the append's transaction: store a snapshot if the append crosses a multiple of K.
+        The state after the append, when known (to keep for the next append), else None."""
+        if not self._snapshot_every:
+            return None
+        state = self._recent.take(request.account_id, request.expected_version)
+        crosses = snapshots.crosses(request.expected_version, request.last_version, self._snapshot_every)
+        if state is None and crosses:
+            state = await snapshots.state_before_append(conn, request.account_id,
+                                                        request.expected_version)
+        if state is None:
+            return None
+        after = reduce(evolve, (new.event for new in request.events), state)
+        if crosses:
+            await snapshots.write(conn, after)
+        return after
 
     @property
     def activities(self) -> list[Callable[..., Any]]:

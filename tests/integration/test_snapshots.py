@@ -125,6 +125,27 @@ async def test_the_snapshot_is_written_in_the_transaction_of_the_append(worker_p
     assert (await store.append_events(append_request(state, funds(6, 7)))).appended  # no crossing
 
 
+async def test_a_store_snapshots_from_the_state_it_keeps_and_reads_when_another_wrote(worker_pool, pool):
+    """A store keeps the state after its own appends, so its next snapshot needs no read; when
+    another store (another worker) appended in between, the kept state is older than the append
+    and the log is read instead."""
+    first, second = EventStore(worker_pool, snapshot_every=3), EventStore(worker_pool, snapshot_every=3)
+    state = await append(first, EMPTY, [created(ACCOUNT), *funds(2, 4)])  # first keeps v4
+    state = await append(second, state, funds(5, 5))  # no crossing: second keeps nothing
+    state = await append(first, state, funds(6, 7))  # crosses 6; first's v4 is stale: read
+    assert await snapshot_row(pool) == (7, as_json(state))
+
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM account_snapshots")
+    await make_unreadable(pool, ACCOUNT, 2)  # a fold from the log would fail on it
+    state = await append(first, state, funds(8, 9))  # crosses 9, from the v7 first kept
+    assert await snapshot_row(pool) == (9, as_json(state))
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM account_snapshots")
+    with pytest.raises(UnreadableEvent):  # the other store has nothing kept: it reads, and fails
+        await second.append_events(append_request(state, funds(10, 12)))
+
+
 # --- loading from the snapshot ------------------------------------------------------------------
 
 async def test_loading_reads_only_the_events_after_the_latest_snapshot(worker_pool, pool):
