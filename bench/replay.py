@@ -108,6 +108,9 @@ async def feed_cost_rows(run: Any, accounts: AccountClient, commands: int) -> No
     await run.stack.restart_worker(BILLING_PROJECTIONS="1")
     lags: list[tuple[int, float]] = []
     sampling = asyncio.ensure_future(_sample_lag(run.stack.database_url, lags))
+    while not lags or lags[-1][0] > 0:  # the backlog of the run without them, first
+        await asyncio.sleep(0.1)
+    lags.clear()
     on = await _batched(run, accounts, commands)
     load_ended = time.perf_counter()
     while not lags or lags[-1][0] > 0:
