@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.commands import AccountId, Amount, CommandId, Currency, Description
+from domain.commands import AccountId, Amount, CommandId, Currency, Description, PeriodText
 from domain.money import MAX_AMOUNT, usable_currencies
 
 CurrencyCode = Annotated[Currency, Field(description="ISO 4217 code with a minor unit, e.g. USD, EUR, JPY",
@@ -30,6 +30,9 @@ class OpenAccountRequest(_Body):
     currency: CurrencyCode
     overdraft_limit: Annotated[int, Field(ge=0, le=MAX_AMOUNT)] = Field(
         0, description="How far below zero the balance may go, in minor units")
+    billing_period: PeriodText = Field(
+        "monthly", description="How often an invoice is drawn up: monthly, weekly, daily or an ISO"
+        " 8601 duration (P10D, PT30S); anchored at the opening instant", examples=["monthly", "P10D"])
 
 
 class MoneyRequest(_Body):

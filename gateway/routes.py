@@ -55,7 +55,8 @@ async def open_account(body: OpenAccountRequest, request: Request, response: Res
     """Open an account. Opening one that exists is a 409 (the account id is its own key)."""
     with answering(body.account_id):
         accounts = await _upstream(request).accounts()
-        outcome = await accounts.open(body.account_id, body.currency, body.overdraft_limit)
+        outcome = await accounts.open(body.account_id, body.currency, body.overdraft_limit,
+                                      billing_period=body.billing_period)
     response.headers["Location"] = f"/accounts/{body.account_id}"
     return outcome.account
 

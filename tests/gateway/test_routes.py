@@ -224,6 +224,20 @@ async def test_malformed_requests_are_422(api: httpx.AsyncClient) -> None:
             "invalid-request")
 
 
+async def test_an_account_opened_with_a_billing_period_keeps_it(api: httpx.AsyncClient, pool) -> None:
+    account_id = f"acct-{uuid.uuid4().hex[:10]}"
+    opened = await api.post("/accounts", json={"account_id": account_id, "currency": "USD",
+                                               "billing_period": "P10D"})
+    assert opened.status_code == 201, opened.text
+    async with pool.connection() as conn:
+        cursor = await conn.execute("SELECT payload->>'billing_period' FROM account_events"
+                                    " WHERE account_id = %s AND version = 1", (account_id,))
+        assert await cursor.fetchone() == ("P10D",)
+    refused = await api.post("/accounts", json={"account_id": "x", "currency": "USD",
+                                                "billing_period": "fortnightly"})
+    assert "fortnightly" in problem(refused, 422, "invalid-request")["detail"]
+
+
 async def test_openapi_and_docs(api: httpx.AsyncClient) -> None:
     schema = (await api.get("/openapi.json")).json()
     charges = schema["paths"]["/accounts/{account_id}/charges"]["post"]["responses"]
